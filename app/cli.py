@@ -1,0 +1,134 @@
+"""The `hone` command line: laptop mode, production processes, migrations, API keys."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Sequence
+
+from app.config import Settings, get_settings
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hone", description="Hone transfer-learning service")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("up", help="laptop mode: migrate, then run the API and a worker together")
+    api = sub.add_parser("api", help="run the HTTP API (production)")
+    api.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    worker = sub.add_parser("worker", help="run a Celery worker (production)")
+    worker.add_argument("--queues", default="train,data", help="comma-separated queues")
+    worker.add_argument("--concurrency", type=int, default=None, help="processes (default 1)")
+    worker.add_argument("--hostname", default=None, help="Celery node name")
+    sub.add_parser("migrate", help="upgrade the registry database to the newest schema")
+    keys = sub.add_parser("keys", help="manage API keys")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
+    create = keys_sub.add_parser("create", help="create a key for a project (shown once)")
+    create.add_argument("--project", required=True, help="project name (created if missing)")
+    create.add_argument("--name", default="", help="a label for the key")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    settings = get_settings()
+    settings.ensure_dirs()
+    handler = {
+        "up": _up,
+        "api": _api,
+        "worker": _worker,
+        "migrate": _migrate,
+        "keys": _keys,
+    }[args.command]
+    return handler(args, settings)
+
+
+def _migrate(_args: argparse.Namespace, settings: Settings) -> int:
+    from app.migrate import upgrade
+
+    upgrade(settings.sqlalchemy_url)
+    print(f"registry database at {_safe_url(settings)} is up to date")
+    return 0
+
+
+def _keys(args: argparse.Namespace, settings: Settings) -> int:
+    from app.auth.keys import create_key
+    from app.db import make_engine, make_session_factory, transaction
+
+    engine = make_engine(settings.sqlalchemy_url)
+    with transaction(make_session_factory(engine)) as session:
+        key = create_key(session, args.project, name=args.name)
+    engine.dispose()
+    print(key)
+    return 0
+
+
+def _api(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    uvicorn.run(
+        "app.main:app_from_env",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=args.workers,
+        log_config=None,
+        access_log=False,
+    )
+    return 0
+
+
+def _worker(args: argparse.Namespace, settings: Settings) -> int:
+    from app.logging import configure_logging
+    from workers.celery_app import celery_app
+
+    configure_logging(settings.log_level, settings.log_json)
+    argv = [
+        "worker",
+        "--queues", args.queues,
+        "--concurrency", str(args.concurrency or settings.worker_concurrency),
+        "--pool", "prefork",
+        "--loglevel", settings.log_level,
+        "--without-gossip", "--without-mingle", "--without-heartbeat",
+    ]
+    if args.hostname:
+        argv += ["--hostname", args.hostname]
+    celery_app.worker_main(argv)
+    return 0
+
+
+def _up(_args: argparse.Namespace, settings: Settings) -> int:
+    """Everything on one machine: migrate, make sure a key exists, run a worker and the API."""
+    from app.auth.keys import create_key, has_any_key
+    from app.db import make_engine, make_session_factory, transaction
+
+    _migrate(_args, settings)
+    if settings.bootstrap_api_key is None:
+        engine = make_engine(settings.sqlalchemy_url)
+        with transaction(make_session_factory(engine)) as session:
+            key = None if has_any_key(session) else create_key(session, "default", name="hone up")
+        engine.dispose()
+        if key:
+            print(f"\n  Your API key (shown once): {key}\n  export HONE_API_KEY={key}\n")
+    worker = subprocess.Popen([sys.executable, "-m", "app.cli", "worker"], env=os.environ.copy())
+    print(f"Hone is starting on http://{settings.host}:{settings.port}  (docs: /docs)")
+    try:
+        return _api(argparse.Namespace(workers=1), settings)
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        try:
+            worker.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+
+
+def _safe_url(settings: Settings) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(settings.sqlalchemy_url).render_as_string(hide_password=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

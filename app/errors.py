@@ -1,0 +1,163 @@
+"""One error hierarchy, rendered one way: RFC 9457 problem details."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+PROBLEM = "application/problem+json"
+
+
+class AppError(Exception):
+    status = 400
+    title = "Bad request"
+    code = "bad_request"
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        code: str | None = None,
+        errors: list[dict[str, str]] | None = None,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.code = code or self.code
+        self.errors = errors
+        self.headers = headers
+        self.extra = extra
+
+
+class BadRequest(AppError):
+    pass
+
+
+class Unauthorized(AppError):
+    status, title, code = 401, "Unauthorized", "unauthorized"
+
+
+class NotFound(AppError):
+    status, title, code = 404, "Not found", "not_found"
+
+
+class Conflict(AppError):
+    status, title, code = 409, "Conflict", "conflict"
+
+
+class PayloadTooLarge(AppError):
+    status, title, code = 413, "Payload too large", "payload_too_large"
+
+
+class UnsupportedMediaType(AppError):
+    status, title, code = 415, "Unsupported media type", "unsupported_media_type"
+
+
+class Unprocessable(AppError):
+    status, title, code = 422, "Unprocessable content", "validation_error"
+
+
+class Overloaded(AppError):
+    status, title, code = 429, "Too many requests", "overloaded"
+
+
+class Unavailable(AppError):
+    status, title, code = 503, "Service unavailable", "unavailable"
+
+
+_BY_STATUS: dict[int, type[AppError]] = {
+    c.status: c
+    for c in (
+        BadRequest,
+        Unauthorized,
+        NotFound,
+        Conflict,
+        PayloadTooLarge,
+        UnsupportedMediaType,
+        Unprocessable,
+        Overloaded,
+        Unavailable,
+    )
+}
+
+
+def error_for_status(status: int, detail: str, **kwargs: Any) -> AppError:
+    cls = _BY_STATUS.get(status, BadRequest)
+    return cls(detail, **kwargs)
+
+
+class Problem(BaseModel):
+    """The shape of every error answer (declared in `responses=` so OpenAPI shows it)."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    code: str
+    errors: list[dict[str, str]] | None = None
+
+
+def problem_response(
+    status: int,
+    title: str,
+    detail: str,
+    code: str,
+    *,
+    errors: list[dict[str, str]] | None = None,
+    headers: dict[str, str] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": f"https://hone.dev/problems/{code.replace('_', '-')}",
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "code": code,
+    }
+    if errors:
+        body["errors"] = errors
+    body.update(extra or {})
+    return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM)
+
+
+def _loc_to_field(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+    return ".".join(parts) or str(loc[-1] if loc else "")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(AppError)
+    async def _app_error(_: Request, exc: AppError) -> JSONResponse:
+        return problem_response(
+            exc.status, exc.title, exc.detail, exc.code,
+            errors=exc.errors, headers=exc.headers, extra=exc.extra,
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {"field": _loc_to_field(tuple(e.get("loc", ()))), "message": e.get("msg", "invalid")}
+            for e in exc.errors()
+        ]
+        detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+        return problem_response(422, "Invalid request", detail, "validation_error", errors=errors)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return problem_response(
+            exc.status_code, str(exc.detail), str(exc.detail), code,
+            headers=getattr(exc, "headers", None),
+        )
+
+
+PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": Problem, "content": {PROBLEM: {}}, "description": cls.title}
+    for status, cls in _BY_STATUS.items()
+}

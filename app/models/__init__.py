@@ -1,0 +1,21 @@
+"""ORM tables. Importing this package registers every table on Base.metadata."""
+
+from app.models.base import Base
+from app.models.dataset import Dataset
+from app.models.idempotency import IdempotencyKey
+from app.models.job import Job, JobEvent
+from app.models.project import ApiKey, Project
+from app.models.registry import ModelAlias, ModelVersion, RegisteredModel
+
+__all__ = [
+    "ApiKey",
+    "Base",
+    "Dataset",
+    "IdempotencyKey",
+    "Job",
+    "JobEvent",
+    "ModelAlias",
+    "ModelVersion",
+    "Project",
+    "RegisteredModel",
+]

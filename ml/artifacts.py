@@ -1,0 +1,93 @@
+"""A trained model on disk: model.safetensors + config.json (+ hf/ for transformers models).
+
+The format is described in docs/architecture.md. An artifact is rebuilt offline from its own
+config, so serving never needs the hub, the catalog or the training code.
+"""
+
+import json
+import os
+import shutil
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import timm
+import torch
+from safetensors.torch import load_model, save_model
+from transformers import (
+    AutoConfig,
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
+
+FORMAT = "hone.model/1"
+WEIGHTS_FILE = "model.safetensors"
+CONFIG_FILE = "config.json"
+HF_DIR = "hf"
+
+
+@dataclass
+class LoadedArtifact:
+    model: torch.nn.Module  # eval mode, on the CPU
+    config: dict[str, Any]
+    tokenizer: PreTrainedTokenizerBase | None
+    path: Path
+
+
+def save_artifact(
+    dest: Path,
+    model: torch.nn.Module,
+    config: dict[str, Any],
+    tokenizer: PreTrainedTokenizerBase | None = None,
+) -> None:
+    """Write the artifact into a temporary sibling directory, then move it to dest at once.
+
+    dest must not exist: a version's artifact is immutable once the registry points at it.
+    """
+    if dest.exists():
+        raise FileExistsError(f"artifact destination already exists: {dest}")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.parent / f".{dest.name}.tmp-{uuid.uuid4().hex}"
+    tmp.mkdir()
+    try:
+        # save_model drops the duplicate names of shared (tied) tensors that save_file refuses.
+        save_model(model, str(tmp / WEIGHTS_FILE), force_contiguous=True)
+        (tmp / CONFIG_FILE).write_text(json.dumps({"format": FORMAT, **config}, indent=2))
+        if isinstance(model, PreTrainedModel):
+            model.config.save_pretrained(tmp / HF_DIR)
+            if tokenizer is not None:
+                tokenizer.save_pretrained(tmp / HF_DIR)
+        os.replace(tmp, dest)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def load_artifact(path: Path) -> LoadedArtifact:
+    """Rebuild the model from config.json without any download and load its weights strictly."""
+    config = json.loads((path / CONFIG_FILE).read_text())
+    if config.get("format") != FORMAT:
+        raise ValueError(f"{path} is not a {FORMAT} artifact")
+    tokenizer: PreTrainedTokenizerBase | None = None
+    model: torch.nn.Module
+    if config["library"] == "timm":
+        backbone = config["backbone"]
+        model = timm.create_model(
+            backbone["arch"],
+            pretrained=False,
+            num_classes=len(config["labels"]),
+            **backbone.get("kwargs", {}),
+        )
+    elif config["library"] == "transformers":
+        hf_dir = path / HF_DIR
+        hf_config = AutoConfig.from_pretrained(hf_dir, local_files_only=True)
+        model = AutoModelForSequenceClassification.from_config(hf_config)
+        tokenizer = AutoTokenizer.from_pretrained(hf_dir, local_files_only=True)
+    else:
+        raise ValueError(f"unknown library {config['library']!r} in {path / CONFIG_FILE}")
+    load_model(model, str(path / WEIGHTS_FILE), strict=True, device="cpu")
+    model.eval()
+    return LoadedArtifact(model=model, config=config, tokenizer=tokenizer, path=path)

@@ -1,0 +1,54 @@
+"""Which files Hone accepts, decided by name only (contents are checked later)."""
+
+from pathlib import PurePosixPath
+from typing import Literal
+
+from ml.datasets.errors import IngestError
+from ml.datasets.options import Task
+
+Kind = Literal["image_zip", "text_csv", "text_jsonl"]
+
+UPLOAD_KINDS: dict[str, Kind] = {
+    ".zip": "image_zip",
+    ".csv": "text_csv",
+    ".jsonl": "text_jsonl",
+    ".ndjson": "text_jsonl",
+}
+KIND_TASK: dict[Kind, Task] = {
+    "image_zip": "image_classification",
+    "text_csv": "text_classification",
+    "text_jsonl": "text_classification",
+}
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
+
+
+def extension(name: str) -> str:
+    return PurePosixPath(name.replace("\\", "/")).suffix.lower()
+
+
+def upload_kind(filename: str, task: Task) -> Kind:
+    """The upload's kind from its file name, checked against the requested task."""
+    kind = UPLOAD_KINDS.get(extension(filename))
+    if kind is None:
+        raise IngestError(
+            "unsupported_file_type",
+            f"{filename!r} is not a supported upload. Upload a .zip of images "
+            "(one folder per label, or a labels.csv), or a .csv / .jsonl of texts.",
+            status=415,
+        )
+    if KIND_TASK[kind] != task:
+        hint = (
+            "a .zip holds an image dataset: use task image_classification, "
+            "or upload texts as .csv / .jsonl"
+            if kind == "image_zip"
+            else "a .csv / .jsonl holds a text dataset: use task text_classification, "
+            "or upload images as a .zip"
+        )
+        raise IngestError(
+            "wrong_task", f"{filename!r} does not fit task {task!r}: {hint}.", field="task"
+        )
+    return kind
+
+
+def is_image_name(name: str) -> bool:
+    return extension(name) in IMAGE_EXTENSIONS

@@ -1,0 +1,31 @@
+"""Which device a job runs on, and how many CPU threads torch may use there."""
+
+import os
+
+import torch
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """"auto" means the GPU when there is one; anything else is taken literally ("cpu", "cuda:1")."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} was asked for but CUDA is not available")
+    return device
+
+
+def usable_cpus() -> int:
+    """Cores this process may run on (a container's CPU set, not the host's core count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def configure_threads() -> int:
+    """One intra-op thread per usable core: more only oversubscribes and slows every step."""
+    threads = usable_cpus()
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+    return threads

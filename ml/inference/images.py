@@ -1,0 +1,60 @@
+"""Image inputs: bytes -> decoded, size-checked RGB -> the model's own eval transform."""
+
+import io
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+from timm.data import create_transform
+
+from ml.inference.errors import InputError
+
+DEFAULT_MAX_PIXELS = 40_000_000
+# The formats datasets accept. Naming them keeps Pillow's rarer decoders, and their bugs, away
+# from bytes that strangers send (the JPEG opener also covers phones' multi-picture JPEGs).
+IMAGE_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF", "TIFF")
+_EVAL_KEYS = ("input_size", "interpolation", "mean", "std", "crop_pct", "crop_mode")
+
+
+def decode_image(data: object, index: int, max_pixels: int) -> Image.Image:
+    """An RGB image, or InputError; the pixel cap is checked from the header, before decoding."""
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise InputError(index, "expected image bytes")
+    try:
+        image = Image.open(io.BytesIO(data), formats=IMAGE_FORMATS)
+        if image.width * image.height > max_pixels:
+            raise InputError(
+                index, f"image is {image.width}x{image.height}, over {max_pixels} pixels"
+            )
+        image.load()
+        return image.convert("RGB")
+    except InputError:
+        raise
+    except (UnidentifiedImageError, Image.DecompressionBombError):
+        raise InputError(index, "not a decodable image (jpeg, png, webp, bmp, gif, tiff)") from None
+    except (OSError, ValueError, SyntaxError, EOFError) as exc:
+        # Truncated or corrupt files surface as any of these from Pillow's decoders.
+        raise InputError(index, f"image could not be decoded: {exc}") from None
+
+
+class ImagePreprocessor:
+    """Turns image bytes into the ``pixel_values`` batch the model was evaluated with."""
+
+    def __init__(self, preprocessing: Mapping[str, Any], max_pixels: int = DEFAULT_MAX_PIXELS):
+        # The same timm eval transform (resize, center crop, normalize) the training code
+        # used for validation, rebuilt from the data config stored in the artifact.
+        options = {key: preprocessing[key] for key in _EVAL_KEYS if key in preprocessing}
+        if "input_size" in options:
+            options["input_size"] = tuple(options["input_size"])
+        for key in ("mean", "std"):
+            if key in options:
+                options[key] = tuple(options[key])
+        self.transform = create_transform(**options, is_training=False)
+        self.max_pixels = max_pixels
+
+    def __call__(self, inputs: Sequence[object]) -> dict[str, np.ndarray]:
+        tensors = [
+            self.transform(decode_image(data, i, self.max_pixels)) for i, data in enumerate(inputs)
+        ]
+        return {"pixel_values": np.stack([t.numpy() for t in tensors]).astype(np.float32)}

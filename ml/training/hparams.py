@@ -1,0 +1,135 @@
+"""Hyperparameters: validating what a client sent, and turning "auto" into concrete values."""
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ml.backbones.spec import BackboneSpec
+
+AUTO = "auto"
+
+
+@dataclass(frozen=True)
+class _Range:
+    kind: type  # int, float or bool
+    low: float = 0.0
+    high: float = 0.0
+    low_open: bool = False  # low itself is not allowed
+    high_open: bool = False
+
+    def check(self, value: Any) -> str | None:
+        if self.kind is bool:
+            return None if isinstance(value, bool) else "must be true, false or \"auto\""
+        # bool is an int in Python; true/false is never a number here.
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return f"must be a number or \"{AUTO}\""
+        if self.kind is int and not isinstance(value, int):
+            return "must be an integer"
+        if not math.isfinite(value):
+            return "must be finite"
+        too_low = value <= self.low if self.low_open else value < self.low
+        too_high = value >= self.high if self.high_open else value > self.high
+        if too_low or too_high:
+            left, right = "(" if self.low_open else "[", ")" if self.high_open else "]"
+            return f"must be in {left}{self.low:g}, {self.high:g}{right}"
+        return None
+
+
+FIELDS: dict[str, _Range] = {
+    "epochs": _Range(int, 1, 100),
+    "batch_size": _Range(int, 1, 512),
+    "learning_rate": _Range(float, 0, 1, low_open=True),  # the backbone's; the head gets more
+    "warmup_ratio": _Range(float, 0, 0.5),
+    "weight_decay": _Range(float, 0, 1),
+    "patience": _Range(int, 1, 50),  # epochs without a better validation score before stopping
+    "max_length": _Range(int, 8, 512),  # text only
+    "image_size": _Range(int, 32, 1024),  # images only
+    "label_smoothing": _Range(float, 0, 0.5, high_open=True),
+    "freeze_batchnorm": _Range(bool),  # keep BatchNorm running statistics fixed while tuning
+}
+_TEXT_ONLY = {"max_length"}
+_IMAGE_ONLY = {"image_size", "freeze_batchnorm"}
+_FINE_TUNING_ONLY = {
+    "epochs",
+    "learning_rate",
+    "warmup_ratio",
+    "weight_decay",
+    "patience",
+    "label_smoothing",
+    "freeze_batchnorm",
+}
+
+# Past this size a backbone gets a gentler learning rate.
+_LARGE_BACKBONE_PARAMS = 50_000_000
+# Fine-tuning needs enough optimizer steps to move from the probe's head; small datasets get
+# more epochs (bounded) to reach this, and early stopping cuts runs that stop improving.
+_TARGET_STEPS = {"image": 300, "text": 250}
+_EPOCH_BOUNDS = {"image": (3, 15), "text": (2, 10)}
+# FINDINGS.md: 128 tokens covers short texts; longer limits cost more than padding saves.
+_DEFAULT_MAX_LENGTH = 128
+# BatchNorm statistics from small augmented batches hurt (FINDINGS.md); only a large dataset
+# with full batches re-estimates them usefully.
+_BATCHNORM_TRAIN_MIN_EXAMPLES = 5000
+_BATCHNORM_TRAIN_MIN_BATCH = 32
+
+
+def validate_hyperparameters(hp: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(field, message) for each problem; empty when every value is usable or "auto"."""
+    errors = []
+    for name, value in hp.items():
+        rule = FIELDS.get(name)
+        if rule is None:
+            errors.append((name, f"unknown hyperparameter; known: {', '.join(FIELDS)}"))
+        elif value != AUTO and (message := rule.check(value)) is not None:
+            errors.append((name, message))
+    return errors
+
+
+def _auto_values(num_train: int, backbone: BackboneSpec, batch_size: int) -> dict[str, Any]:
+    modality = backbone.modality
+    steps_per_epoch = max(1, num_train // batch_size)
+    low, high = _EPOCH_BOUNDS[modality]
+    large = backbone.num_params > _LARGE_BACKBONE_PARAMS
+    values: dict[str, Any] = {
+        "epochs": min(high, max(low, math.ceil(_TARGET_STEPS[modality] / steps_per_epoch))),
+        "learning_rate": {"image": 5e-5 if large else 1e-4, "text": 2e-5 if large else 5e-5}[
+            modality
+        ],
+        "warmup_ratio": 0.1,
+        "weight_decay": 0.01,
+        "patience": 3,
+        "label_smoothing": 0.0,
+    }
+    if modality == "text":
+        values["max_length"] = min(_DEFAULT_MAX_LENGTH, backbone.max_length or 512)
+    else:
+        values["image_size"] = backbone.input_size or 224
+        values["freeze_batchnorm"] = not (
+            num_train >= _BATCHNORM_TRAIN_MIN_EXAMPLES and batch_size >= _BATCHNORM_TRAIN_MIN_BATCH
+        )
+    return values
+
+
+def resolve_hyperparameters(
+    hp: Mapping[str, Any], *, method: str, num_train: int, backbone: BackboneSpec, device: str
+) -> dict[str, Any]:
+    """Concrete values for every hyperparameter the backbone's modality uses.
+
+    Values given by the client win; "auto" or missing ones come from the dataset size and the
+    backbone. Hyperparameters of the other modality are dropped.
+    """
+    given = {k: v for k, v in hp.items() if v != AUTO}
+    if "batch_size" in given:
+        batch_size = int(given["batch_size"])
+    else:
+        batch_size = (16 if backbone.modality == "text" else 32) * (2 if device == "cuda" else 1)
+        batch_size = max(1, min(batch_size, num_train))
+    resolved = {"batch_size": batch_size} | _auto_values(num_train, backbone, batch_size)
+    unused = _IMAGE_ONLY if backbone.modality == "text" else _TEXT_ONLY
+    resolved |= {k: v for k, v in given.items() if k not in unused}
+    if method == "linear_probe":
+        # The probe fits its head to convergence on frozen features and picks its own L2
+        # strength on validation: only the preprocessing and the extraction batch remain.
+        resolved = {k: v for k, v in resolved.items() if k not in _FINE_TUNING_ONLY}
+    return resolved

@@ -1,0 +1,60 @@
+"""What a training job is given (TrainSpec), who it reports to (TrainHooks), how it stops early."""
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+from ml.backbones.spec import BackboneSpec
+
+Method = Literal["auto", "linear_probe", "full"]
+StopReason = Literal["cancel", "preempt"]
+
+
+@dataclass(frozen=True)
+class TrainSpec:
+    dataset_dir: Path
+    backbone: BackboneSpec
+    work_dir: Path  # this job's scratch: checkpoints live in work_dir / "checkpoint"
+    cache_dir: Path  # shared between jobs: decoded images, tokenized text, frozen features
+    method: Method = "auto"
+    hyperparameters: Mapping[str, Any] = field(default_factory=dict)  # values or "auto"
+    validation_dataset_dir: Path | None = None
+    validation_split: float | None = None  # None: chosen by the service (see split.py)
+    seed: int = 0
+    device: str = "auto"  # "auto": cuda when available, else cpu
+    checkpoint_every_seconds: float = 300.0
+
+
+class TrainHooks(Protocol):
+    """The job's link to the outside world: events, progress, and whether to stop."""
+
+    def event(
+        self,
+        level: Literal["info", "warn", "error"],
+        message: str,
+        *,
+        type: Literal["message", "metrics"] = "message",
+        data: dict[str, Any] | None = None,
+    ) -> None: ...
+
+    def progress(
+        self,
+        *,
+        epoch: int,
+        epochs: int,
+        step: int,
+        total_steps: int,
+        eta_seconds: float | None,
+        metrics: dict[str, float],
+    ) -> None: ...
+
+    def should_stop(self) -> StopReason | None: ...
+
+
+class TrainingStopped(Exception):
+    """Raised out of run_training on request. On "preempt" a checkpoint was written first."""
+
+    def __init__(self, reason: StopReason) -> None:
+        super().__init__(reason)
+        self.reason: StopReason = reason

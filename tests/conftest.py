@@ -1,0 +1,72 @@
+"""Fixtures for integration tests: every stack test runs on PostgreSQL + Redis and on the
+embedded default (SQLite + filesystem broker), each with a real Celery worker process."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from app.auth.keys import create_key
+from app.db import make_engine, make_session_factory, transaction
+from app.main import create_app
+from app.migrate import upgrade
+from tests.support.services import fresh_postgres_database, fresh_redis_db
+from tests.support.stack import Backend, WorkerProcess
+
+BACKENDS = ["postgres", "embedded"]
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def backend(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Backend]:
+    data_dir = tmp_path_factory.mktemp(f"hone-{request.param}")
+    if request.param == "embedded":
+        backend = Backend("embedded", data_dir)
+        upgrade(backend.settings().sqlalchemy_url)
+        yield backend
+        return
+    with fresh_postgres_database() as db_url, fresh_redis_db() as redis_url:
+        backend = Backend("postgres", data_dir, database_url=db_url, broker_url=redis_url)
+        upgrade(db_url)
+        yield backend
+
+
+@pytest.fixture(scope="session")
+def worker(backend: Backend) -> Iterator[WorkerProcess]:
+    proc = WorkerProcess(backend, backend.data_dir / "worker.log").start()
+    yield proc
+    proc.stop()
+
+
+@dataclass
+class Stack:
+    backend: Backend
+    client: TestClient
+    worker: WorkerProcess
+    key_a: str
+    key_b: str
+
+    def headers(self, key: str | None = None) -> dict[str, str]:
+        return {"Authorization": f"Bearer {key or self.key_a}"}
+
+
+@pytest.fixture(scope="session")
+def stack(backend: Backend, worker: WorkerProcess) -> Iterator[Stack]:
+    engine = make_engine(backend.settings().sqlalchemy_url)
+    with transaction(make_session_factory(engine)) as session:
+        key_a = create_key(session, "team-a")
+        key_b = create_key(session, "team-b")
+    engine.dispose()
+    app = create_app(backend.settings(upload_wait_seconds=30))
+    with TestClient(app, raise_server_exceptions=False) as client:
+        yield Stack(backend, client, worker, key_a, key_b)
+
+
+@pytest.fixture
+def uploads_dir(tmp_path: Path) -> Path:
+    return tmp_path

@@ -1,0 +1,57 @@
+"""Celery configuration: queues, reliability settings, and the broker from settings.
+
+Reliability choices (see docs/architecture.md):
+- ``task_acks_late`` + ``task_reject_on_worker_lost``: a task whose process dies is redelivered.
+- prefetch 1 and one task per child process: a training job owns its process, and CUDA is never
+  initialised in the parent before the fork (the parent does not import torch).
+- the visibility timeout is longer than the longest allowed job, so Redis never hands a running
+  job to a second worker; the database lease covers the rest.
+"""
+
+from __future__ import annotations
+
+from celery import Celery
+
+from app.config import Settings, get_settings
+
+DATA_QUEUE = "data"
+TRAIN_QUEUE = "train"
+
+
+def make_celery(settings: Settings) -> Celery:
+    app = Celery("hone", broker=settings.celery_broker_url, include=["workers.tasks"])
+    transport_options: dict[str, object] = {
+        "visibility_timeout": settings.job_max_runtime_seconds + 3600,
+    }
+    if settings.embedded_broker:
+        # Producer and consumer share one folder; ensure_dirs() creates it.
+        folder = settings.broker_dir / "queue"
+        transport_options = {
+            "data_folder_in": str(folder),
+            "data_folder_out": str(folder),
+            "processed_folder": str(settings.broker_dir / "done"),
+            "store_processed": False,
+        }
+    app.conf.update(
+        # The filesystem transport has no fanout exchange for remote control.
+        worker_enable_remote_control=not settings.embedded_broker,
+        broker_transport_options=transport_options,
+        broker_connection_retry_on_startup=True,
+        task_ignore_result=True,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        worker_max_tasks_per_child=1,
+        worker_hijack_root_logger=False,
+        task_serializer="json",
+        accept_content=["json"],
+        task_default_queue=DATA_QUEUE,
+        task_routes={
+            "hone.process_dataset": {"queue": DATA_QUEUE},
+            "hone.train_job": {"queue": TRAIN_QUEUE},
+        },
+    )
+    return app
+
+
+celery_app = make_celery(get_settings())
