@@ -87,11 +87,17 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
     configure_logging(settings.log_level, settings.log_json)
     argv = [
         "worker",
-        "--queues", args.queues,
-        "--concurrency", str(args.concurrency or settings.worker_concurrency),
-        "--pool", "prefork",
-        "--loglevel", settings.log_level,
-        "--without-gossip", "--without-mingle", "--without-heartbeat",
+        "--queues",
+        args.queues,
+        "--concurrency",
+        str(args.concurrency or settings.worker_concurrency),
+        "--pool",
+        "prefork",
+        "--loglevel",
+        settings.log_level,
+        "--without-gossip",
+        "--without-mingle",
+        "--without-heartbeat",
     ]
     if args.hostname:
         argv += ["--hostname", args.hostname]

@@ -39,7 +39,9 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     max_upload_bytes: int = Field(
-        default=2 * 1024**3, gt=0, description="Largest accepted upload; past it the API answers 413."
+        default=2 * 1024**3,
+        gt=0,
+        description="Largest accepted upload; past it the API answers 413.",
     )
     max_uncompressed_bytes: int = Field(
         default=4 * 1024**3, gt=0, description="Cap on a zip's total decompressed size."
@@ -63,8 +65,10 @@ class Settings(BaseSettings):
         default=3, ge=1, description="Deliveries of one job before it is failed for good."
     )
     job_max_runtime_seconds: int = Field(
-        default=24 * 3600, gt=0, description="Longest allowed job; the broker's visibility "
-        "timeout is set above it so a running job is never redelivered early."
+        default=24 * 3600,
+        gt=0,
+        description="Longest allowed job; the broker's visibility "
+        "timeout is set above it so a running job is never redelivered early.",
     )
     lease_seconds: float = Field(
         default=60.0, gt=0, description="A training attempt's lease; renewed by heartbeats."
@@ -110,7 +114,15 @@ class Settings(BaseSettings):
         return self.data_dir / "broker"
 
     def ensure_dirs(self) -> None:
-        for sub in ("uploads", "datasets", "jobs", "cache", "models", "broker/queue", "broker/done"):
+        for sub in (
+            "uploads",
+            "datasets",
+            "jobs",
+            "cache",
+            "models",
+            "broker/queue",
+            "broker/done",
+        ):
             (self.data_dir / sub).mkdir(parents=True, exist_ok=True)
 
 

@@ -135,8 +135,13 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(AppError)
     async def _app_error(_: Request, exc: AppError) -> JSONResponse:
         return problem_response(
-            exc.status, exc.title, exc.detail, exc.code,
-            errors=exc.errors, headers=exc.headers, extra=exc.extra,
+            exc.status,
+            exc.title,
+            exc.detail,
+            exc.code,
+            errors=exc.errors,
+            headers=exc.headers,
+            extra=exc.extra,
         )
 
     @app.exception_handler(RequestValidationError)
@@ -152,7 +157,10 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return problem_response(
-            exc.status_code, str(exc.detail), str(exc.detail), code,
+            exc.status_code,
+            str(exc.detail),
+            str(exc.detail),
+            code,
             headers=getattr(exc, "headers", None),
         )
 

@@ -45,14 +45,21 @@ def find(
 
 
 def remember(
-    session: Session, project_id: str, endpoint: str, key: str | None, request_hash: str,
+    session: Session,
+    project_id: str,
+    endpoint: str,
+    key: str | None,
+    request_hash: str,
     resource_id: str,
 ) -> None:
     if key:
         session.add(
             IdempotencyKey(
-                project_id=project_id, endpoint=endpoint, key=key,
-                request_hash=request_hash, resource_id=resource_id,
+                project_id=project_id,
+                endpoint=endpoint,
+                key=key,
+                request_hash=request_hash,
+                resource_id=resource_id,
             )
         )
         session.flush()

@@ -19,7 +19,7 @@ MAX_LIMIT = 100
 
 def page(
     session: Session,
-    stmt: Select[tuple[T]],
+    stmt: Select[T],
     id_column: InstrumentedAttribute[Any],
     *,
     limit: int,

@@ -36,17 +36,22 @@ def process_dataset(dataset_id: str) -> None:
     scratch = folder / "scratch"
     try:
         result = ingest(
-            folder / "upload", options, limits_from(settings),
-            settings.data_dir / "datasets", scratch,
+            folder / "upload",
+            options,
+            limits_from(settings),
+            settings.data_dir / "datasets",
+            scratch,
         )
     except IngestError as exc:
         _finish_failed(dataset_id, exc.code, exc.message, exc.status)
     except Exception:
         log.exception("dataset processing crashed", extra={"dataset_id": dataset_id})
         _finish_failed(
-            dataset_id, "processing_error",
+            dataset_id,
+            "processing_error",
             "Processing the upload failed unexpectedly; the operators have the details in the "
-            "worker log. Try again, or contact them if it keeps failing.", 500,
+            "worker log. Try again, or contact them if it keeps failing.",
+            500,
         )
     else:
         with transaction(ctx.sessions) as session:

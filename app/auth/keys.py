@@ -42,7 +42,9 @@ def create_key(session: Session, project_name: str, *, name: str = "") -> str:
     """Create a new key for the project (created if missing); returns the plaintext key."""
     project = ensure_project(session, project_name)
     key = KEY_PREFIX + secrets.token_hex(_LOOKUP_LEN // 2) + secrets.token_urlsafe(32)
-    session.add(ApiKey(project_id=project.id, prefix=_lookup(key), key_hash=_digest(key), name=name))
+    session.add(
+        ApiKey(project_id=project.id, prefix=_lookup(key), key_hash=_digest(key), name=name)
+    )
     session.flush()
     return key
 
@@ -53,7 +55,8 @@ def register_key(session: Session, key: str, project_name: str) -> None:
     if lookup is None:
         raise ValueError(
             f"API keys must start with {KEY_PREFIX!r} and be at least "
-            f"{len(KEY_PREFIX) + _LOOKUP_LEN + 16} characters; generate one with `hone keys create`."
+            f"{len(KEY_PREFIX) + _LOOKUP_LEN + 16} characters; "
+            "generate one with `hone keys create`."
         )
     project = ensure_project(session, project_name)
     row = session.scalar(select(ApiKey).where(ApiKey.prefix == lookup))

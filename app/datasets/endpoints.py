@@ -36,8 +36,11 @@ _UPLOAD_SCHEMA = {
                     "type": "object",
                     "required": ["file", "task"],
                     "properties": {
-                        "file": {"type": "string", "format": "binary",
-                                 "description": "image .zip, text .csv or .jsonl"},
+                        "file": {
+                            "type": "string",
+                            "format": "binary",
+                            "description": "image .zip, text .csv or .jsonl",
+                        },
                         "task": {"type": "string", "enum": list(TASKS)},
                         "name": {"type": "string"},
                         "multilabel": {"type": "boolean", "default": False},
@@ -86,7 +89,8 @@ def _upload_request(form: ParsedForm) -> service.UploadRequest:
         )
     if upload.size == 0:
         raise BadRequest(
-            "The uploaded file is empty (0 bytes).", code="empty_upload",
+            "The uploaded file is empty (0 bytes).",
+            code="empty_upload",
             errors=[{"field": "file", "message": "empty file"}],
         )
     options = IngestOptions(

@@ -42,9 +42,9 @@ class DatasetRead(BaseModel):
         return cls(
             id=row.id,
             name=row.name,
-            task=row.task,  # type: ignore[arg-type]
+            task=row.task,
             multilabel=row.multilabel,
-            status=row.status,  # type: ignore[arg-type]
+            status=row.status,
             created_at=row.created_at,
             finished_at=row.finished_at,
             num_examples=row.num_examples,

@@ -49,6 +49,7 @@ def utcnow() -> datetime:
 
 
 def new_id(prefix: str) -> str:
-    """Opaque, type-prefixed, URL-safe id; time-ordered prefix keeps 'newest first' index-friendly."""
+    """Opaque, type-prefixed, URL-safe id. The time-ordered prefix makes id order creation
+    order, so 'newest first' paging is an index scan."""
     millis = int(utcnow().timestamp() * 1000)
     return f"{prefix}_{millis:012x}{secrets.token_hex(6)}"

@@ -47,7 +47,11 @@ class RequestContextMiddleware:
             self.metrics.latency.labels(scope["method"], path).observe(elapsed)
             log.info(
                 "request",
-                extra={"method": scope["method"], "path": scope["path"], "status": status,
-                       "duration_ms": round(elapsed * 1000, 2)},
+                extra={
+                    "method": scope["method"],
+                    "path": scope["path"],
+                    "status": status,
+                    "duration_ms": round(elapsed * 1000, 2),
+                },
             )
             request_id_var.reset(token)

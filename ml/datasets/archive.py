@@ -139,12 +139,14 @@ def open_archive(path: Path, limits: IngestLimits) -> zipfile.ZipFile:
     if entries > limits.max_entries or dir_size > limits.max_entries * _DIRECTORY_BYTES_PER_ENTRY:
         raise IngestError(
             "archive_too_large",
-            f"The zip has {entries} entries; at most {limits.max_entries} are allowed.",
+            f"The zip has {entries} entries in a {dir_size}-byte directory; at most "
+            f"{limits.max_entries} entries are allowed.",
             status=413,
         )
     try:
         archive = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError) as error:
+    # NotImplementedError: a zip version or feature the zipfile module does not read
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError) as error:
         raise _not_a_zip() from error
     try:
         check_entries(archive.infolist(), limits)
@@ -184,6 +186,10 @@ def read_entry(
                 chunks.append(chunk)
     except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as error:
         raise SkipExampleError("corrupt", f"damaged inside the zip ({error})") from error
+    except NotImplementedError as error:  # exotic zip features, or damage that looks like them
+        raise SkipExampleError(
+            "corrupt", f"uses a zip feature Hone cannot read ({error})"
+        ) from error
     if total != info.file_size:
         raise SkipExampleError(
             "corrupt", f"damaged inside the zip ({total} bytes, the zip declares {info.file_size})"

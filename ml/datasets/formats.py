@@ -19,6 +19,7 @@ KIND_TASK: dict[Kind, Task] = {
     "text_csv": "text_classification",
     "text_jsonl": "text_classification",
 }
+SUPPORTED_IMAGES = "JPEG, PNG, WebP, BMP, GIF and TIFF"
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
 
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from PIL import Image, UnidentifiedImageError
 
+from ml.datasets.formats import SUPPORTED_IMAGES
 from ml.datasets.records import SkipExampleError
 
 # Pillow format name -> the extension the stored file gets (the content decides, not the name).
@@ -57,9 +58,7 @@ def verify_image(data: bytes, max_pixels: int) -> DecodedImage:
             "too_large", f"too many pixels to decode safely ({error})"
         ) from error
     except UnidentifiedImageError as error:
-        raise SkipExampleError(
-            "corrupt", "not a readable JPEG, PNG, WebP, BMP, GIF or TIFF image"
-        ) from error
+        raise SkipExampleError("corrupt", f"not a readable {SUPPORTED_IMAGES} image") from error
     # Hostile bytes reach deep into the codecs, which fail with many exception types
     # (OSError, SyntaxError, ValueError, struct.error, ...): any of them means this file only.
     except Exception as error:

@@ -11,7 +11,7 @@ from pathlib import Path
 from ml.datasets.archive import open_archive
 from ml.datasets.audit import single_label_error
 from ml.datasets.errors import IngestError
-from ml.datasets.formats import Kind, is_image_name, upload_kind
+from ml.datasets.formats import SUPPORTED_IMAGES, Kind, is_image_name, upload_kind
 from ml.datasets.layout import LABELS_CSV, image_folder_labels, plan_layout
 from ml.datasets.options import IngestLimits, IngestOptions
 from ml.datasets.records import SkipExampleError
@@ -27,7 +27,7 @@ def _check_zip(upload: Path, limits: IngestLimits) -> None:
     if not any(is_image_name(path) for path, _ in layout.files):
         raise IngestError(
             "no_examples",
-            "The zip contains no JPEG, PNG, WebP, BMP, GIF or TIFF images (by file extension).",
+            f"The zip contains no {SUPPORTED_IMAGES} images (judged by file extension).",
         )
     if layout.labels_csv is not None:
         return

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 
 import torch
 
+from ml.training.evaluation import Score
 from ml.training.loss import classification_loss
 from ml.training.model import classifier_layer
 
-Score = tuple[float, ...]
 # Candidate L2 strengths (on the mean loss), strongest first.
 L2_GRID = (1e-1, 3e-2, 1e-2, 3e-3, 1e-3, 3e-4, 1e-4)
 # Stop walking the grid after this many strengths in a row without a better validation score.

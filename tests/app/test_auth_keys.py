@@ -45,6 +45,5 @@ def test_bootstrap_key_is_valid_for_the_default_project(sessions) -> None:  # ty
     with transaction(sessions) as s:
         project = authenticate(s, key)
         assert project is not None and project.name == "default"
-    with pytest.raises(ValueError, match="hone keys create"):
-        with transaction(sessions) as s:
-            register_key(s, "too-short", "default")
+    with pytest.raises(ValueError, match="hone keys create"), transaction(sessions) as s:
+        register_key(s, "too-short", "default")

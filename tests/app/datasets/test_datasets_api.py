@@ -17,7 +17,6 @@ from tests.conftest import Stack
 from tests.factories.uploads import digits_zip, tweets_csv
 
 
-
 def _png(color: tuple[int, int, int] = (200, 10, 10), size: int = 16) -> bytes:
     buf = io.BytesIO()
     Image.new("RGB", (size, size), color).save(buf, format="PNG")

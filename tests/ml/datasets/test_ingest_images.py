@@ -187,6 +187,7 @@ def test_multilabel_labels_csv_accepts_lists_pipes_and_one_row_per_pair(
         "c.png,indoor\n"
         "missing.png,cat\n"
         "d.png,\n"
+        "notes.txt,cat\n"
     )
     upload = write_zip(
         tmp_path / "a.zip",
@@ -197,6 +198,7 @@ def test_multilabel_labels_csv_accepts_lists_pipes_and_one_row_per_pair(
             "c.png": PNG[3],
             "d.png": PNG[4],
             "e.png": PNG[5],
+            "notes.txt": b"not an image",
         },
     )
     result = store.ingest(
@@ -215,6 +217,7 @@ def test_multilabel_labels_csv_accepts_lists_pipes_and_one_row_per_pair(
         "d.png": "missing_label",
         "e.png": "missing_label",
         "labels.csv line 6": "missing_file",
+        "notes.txt": "unsupported_type",
     }
 
 

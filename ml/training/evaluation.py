@@ -1,0 +1,93 @@
+"""Validation: logits for a loader, the per-epoch summary and score, the final report."""
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from ml.calibration import expected_calibration_error, fit_temperature, probabilities
+from ml.metrics import best_thresholds, multilabel_metrics, single_label_metrics
+from ml.training.loader import Loader
+from ml.training.loss import validation_loss
+from ml.training.model import autocast, forward_logits
+
+Score = tuple[float, ...]
+
+
+def predict(
+    model: torch.nn.Module, loader: Loader, check: Callable[[], None] | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(logits, targets) on the CPU in fp32, in the loader's order."""
+    model.eval()
+    logits, targets = [], []
+    with torch.inference_mode(), autocast(loader.device):
+        for batch in loader.batches():
+            if check is not None:
+                check()
+            logits.append(forward_logits(model, batch.inputs).float().cpu())
+            targets.append(batch.targets.cpu())
+    return torch.cat(logits), torch.cat(targets)
+
+
+def _decide(
+    logits: torch.Tensor, targets: torch.Tensor, multilabel: bool, temperature: float = 1.0
+) -> tuple[np.ndarray, np.ndarray, list[float] | None]:
+    """(truth, prediction, thresholds): argmax, or per-label F1-optimal cuts on probabilities."""
+    if not multilabel:
+        return targets.numpy(), logits.argmax(dim=1).numpy(), None
+    truth = targets.numpy() > 0.5
+    probs = probabilities(logits, temperature, multilabel=True).numpy()
+    thresholds = best_thresholds(truth, probs)
+    return truth, probs >= np.asarray(thresholds), thresholds
+
+
+def _metrics(truth: np.ndarray, pred: np.ndarray, labels: Sequence[str]) -> dict[str, Any]:
+    if truth.ndim == 2:
+        return multilabel_metrics(truth, pred, labels)
+    return single_label_metrics(truth, pred, labels)
+
+
+def summarize(logits: torch.Tensor, targets: torch.Tensor, multilabel: bool) -> dict[str, float]:
+    """What every epoch reports: val_loss, val_accuracy, val_macro_f1."""
+    truth, pred, _ = _decide(logits, targets, multilabel)
+    labels = [str(i) for i in range(logits.shape[1])]
+    metrics = _metrics(truth, pred, labels)
+    return {
+        "val_loss": validation_loss(logits, targets, multilabel),
+        "val_accuracy": metrics["accuracy"],
+        "val_macro_f1": metrics["macro_f1"],
+    }
+
+
+def score_of(summary: dict[str, float]) -> Score:
+    """Model selection: macro-F1 first (the product's headline), lower loss breaks ties."""
+    return (summary["val_macro_f1"], -summary["val_loss"])
+
+
+def score(logits: torch.Tensor, targets: torch.Tensor, multilabel: bool) -> Score:
+    return score_of(summarize(logits, targets, multilabel))
+
+
+def final_report(
+    logits: torch.Tensor, targets: torch.Tensor, labels: Sequence[str], multilabel: bool
+) -> tuple[dict[str, Any], float, list[float] | None]:
+    """(metrics, temperature, thresholds) of the chosen model on validation.
+
+    The temperature is fitted first; multi-label thresholds are then chosen on the calibrated
+    probabilities, which is what serving compares them with.
+    """
+    temperature = fit_temperature(logits, targets, multilabel=multilabel)
+    truth, pred, thresholds = _decide(logits, targets, multilabel, temperature)
+    metrics = _metrics(truth, pred, labels)
+    metrics["val_loss"] = validation_loss(logits, targets, multilabel)
+    metrics["calibration"] = {
+        "temperature": temperature,
+        "ece_before": expected_calibration_error(
+            probabilities(logits, 1.0, multilabel), targets, multilabel=multilabel
+        ),
+        "ece_after": expected_calibration_error(
+            probabilities(logits, temperature, multilabel), targets, multilabel=multilabel
+        ),
+    }
+    return metrics, temperature, thresholds

@@ -1,0 +1,241 @@
+"""Fine-tuning epochs: validation after each, best weights kept, early stopping, checkpoints
+(every epoch, every checkpoint_every_seconds, and on preemption), exact resume."""
+
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ml.checkpoint import load_checkpoint, save_checkpoint
+from ml.training.evaluation import Score, predict, score_of, summarize
+from ml.training.loader import Loader
+from ml.training.loop import EpochProgress, build_optimizer, train_one_epoch
+from ml.training.loss import classification_loss
+from ml.training.reporting import Reporter
+from ml.training.spec import TrainHooks, TrainingStopped
+
+StateDict = dict[str, torch.Tensor]
+
+
+@dataclass
+class Baseline:
+    """Where fine-tuning starts from and must beat (auto): the linear probe's result."""
+
+    summary: dict[str, float]
+    weights: StateDict
+
+
+@dataclass
+class FineTuneResult:
+    best_summary: dict[str, float] | None
+    best_epoch: int  # 0: nothing beat the baseline
+    epochs_run: int
+    history: list[dict[str, float]] = field(default_factory=list)
+    resumed_from_step: int | None = None
+    stopped_early: bool = False
+
+
+def _cpu_copy(model: torch.nn.Module) -> StateDict:
+    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+
+
+def _rng_states() -> dict[str, Any]:
+    states: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": np.random.get_state(),
+        "python": random.getstate(),
+    }
+    if torch.cuda.is_available():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def _restore_rng(states: dict[str, Any]) -> None:
+    torch.set_rng_state(states["torch"])
+    np.random.set_state(states["numpy"])
+    random.setstate(states["python"])
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+class _Run:
+    """One fine-tuning run's mutable state and what it takes to save and restore it."""
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        train_loader: Loader,
+        hp: dict[str, Any],
+        baseline: Baseline | None,
+        fingerprint: str,
+    ) -> None:
+        self.model = model
+        self.train_loader = train_loader
+        self.fingerprint = fingerprint
+        self.optimizer = build_optimizer(
+            model, hp["learning_rate"], hp["weight_decay"], train_loader.device
+        )
+        self.progress = EpochProgress(0, 0, 0, torch.zeros((), device=train_loader.device))
+        self.best_summary = baseline.summary if baseline else None
+        self.best_weights = baseline.weights if baseline else None
+        self.best_epoch = 0
+        self.bad_epochs = 0
+        self.history: list[dict[str, float]] = []
+        self.loader_rng: torch.Tensor | None = None
+
+    @property
+    def best_score(self) -> Score | None:
+        return score_of(self.best_summary) if self.best_summary else None
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "fingerprint": self.fingerprint,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "progress": {
+                "epoch": self.progress.epoch,
+                "batch": self.progress.batch,
+                "step": self.progress.step,
+                "loss_sum": float(self.progress.loss_sum),
+            },
+            "loader_rng": self.train_loader.generator.get_state(),
+            "rng": _rng_states(),
+            "best": {"summary": self.best_summary, "epoch": self.best_epoch},
+            "best_weights": self.best_weights,
+            "bad_epochs": self.bad_epochs,
+            "history": self.history,
+        }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        p = state["progress"]
+        loss_sum = torch.tensor(p["loss_sum"], device=self.progress.loss_sum.device)
+        self.progress = EpochProgress(p["epoch"], p["batch"], p["step"], loss_sum)
+        self.loader_rng = state["loader_rng"]
+        _restore_rng(state["rng"])
+        self.best_summary = state["best"]["summary"]
+        self.best_epoch = state["best"]["epoch"]
+        self.best_weights = state["best_weights"]
+        self.bad_epochs = state["bad_epochs"]
+        self.history = state["history"]
+
+
+def fine_tune(
+    model: torch.nn.Module,
+    train_loader: Loader,
+    val_loader: Loader,
+    hooks: TrainHooks,
+    *,
+    hp: dict[str, Any],
+    multilabel: bool,
+    class_weights: list[float] | None,
+    baseline: Baseline | None,
+    checkpoint_dir: Path,
+    checkpoint_every_seconds: float,
+    fingerprint: str,
+) -> FineTuneResult:
+    """Fine-tune all of `model` and leave it holding the best weights seen on validation.
+
+    With a baseline, an epoch must beat it to count, and the baseline's weights stay if none
+    does. `fingerprint` ties checkpoints to the job's inputs: a checkpoint with another one is
+    ignored rather than resumed into a different run.
+    """
+    run = _Run(model, train_loader, hp, baseline, fingerprint)
+    resumed_from: int | None = None
+    saved = load_checkpoint(checkpoint_dir)
+    if saved is not None and saved.get("fingerprint") == fingerprint:
+        run.restore(saved)
+        resumed_from = run.progress.step
+        hooks.event("info", f"resuming from step {resumed_from}", data={"resume_step": resumed_from})
+    elif saved is not None:
+        hooks.event("warn", "ignoring a checkpoint written for different inputs")
+
+    epochs, patience = hp["epochs"], hp["patience"]
+    steps_per_epoch = len(train_loader)
+    total_steps = epochs * steps_per_epoch
+    warmup_steps = round(hp["warmup_ratio"] * total_steps)
+    loss_fn = classification_loss(
+        multilabel, class_weights, hp.get("label_smoothing", 0.0), train_loader.device
+    )
+    reporter = Reporter(hooks, epochs, steps_per_epoch)
+    last_save = time.monotonic()
+
+    def save() -> None:
+        nonlocal last_save
+        save_checkpoint(checkpoint_dir, run.state())
+        last_save = time.monotonic()
+
+    def check() -> None:
+        reason = hooks.should_stop()
+        if reason == "preempt":
+            save()
+        if reason is not None:
+            raise TrainingStopped(reason)
+
+    def on_step(progress: EpochProgress) -> None:
+        reporter.step(progress)
+        check()
+        if time.monotonic() - last_save >= checkpoint_every_seconds:
+            save()
+            reporter.restart_clock()
+
+    while run.progress.epoch < epochs and run.bad_epochs < patience:
+        reporter.restart_clock()
+        train_one_epoch(
+            model,
+            train_loader,
+            run.optimizer,
+            loss_fn,
+            run.progress,
+            total_steps=total_steps,
+            warmup_steps=warmup_steps,
+            freeze_batchnorm=hp.get("freeze_batchnorm", False),
+            rng_state=run.loader_rng,
+            on_step=on_step,
+        )
+        run.loader_rng = None
+        started = time.perf_counter()
+        summary = {"train_loss": run.progress.mean_loss} | summarize(
+            *predict(model, val_loader, check), multilabel
+        )
+        reporter.eval_seconds = time.perf_counter() - started
+        epoch = run.progress.epoch + 1
+        run.history.append({"epoch": epoch, **summary})
+        _epoch_event(hooks, epoch, epochs, summary)
+        best = run.best_score
+        if best is None or score_of(summary) > best:
+            run.best_summary, run.best_weights, run.best_epoch = summary, _cpu_copy(model), epoch
+            run.bad_epochs = 0
+        else:
+            run.bad_epochs += 1
+        reporter.report(run.progress, summary)
+        run.progress = EpochProgress(epoch, 0, run.progress.step, torch.zeros_like(run.progress.loss_sum))
+        save()
+        if run.bad_epochs >= patience and epoch < epochs:
+            hooks.event(
+                "warn",
+                f"early stop after epoch {epoch}: no better validation score for {patience} epochs",
+                data={"epoch": epoch, "best_epoch": run.best_epoch},
+            )
+
+    if run.best_weights is not None:
+        model.load_state_dict(run.best_weights)
+    return FineTuneResult(
+        best_summary=run.best_summary,
+        best_epoch=run.best_epoch,
+        epochs_run=run.progress.epoch,
+        history=run.history,
+        resumed_from_step=resumed_from,
+        stopped_early=run.bad_epochs >= patience and run.progress.epoch < epochs,
+    )
+
+
+def _epoch_event(hooks: TrainHooks, epoch: int, epochs: int, summary: dict[str, float]) -> None:
+    text = ", ".join(f"{k} {v:.4f}" for k, v in summary.items())
+    hooks.event("info", f"epoch {epoch}/{epochs}: {text}", type="metrics", data={"epoch": epoch, **summary})
