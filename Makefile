@@ -4,14 +4,14 @@
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV_ROOT ?= $(HOME)/.cache/hone
-SPEC_HASH := $(shell cat pyproject.toml requirements/offline-assets.txt | sha256sum | cut -c1-16)
+SPEC_HASH := $(shell $(PYTHON) .ci/spec_hash.py)
 VENV := $(VENV_ROOT)/venv-$(SPEC_HASH)
 BIN := $(VENV)/bin
 READY := $(VENV)/.installed
 
 .PHONY: install run test lint typecheck format bench clean-venv
 
-$(READY): pyproject.toml requirements/offline-assets.txt
+$(READY):
 	@mkdir -p $(VENV_ROOT)
 	@rm -rf $(VENV).partial
 	$(PYTHON) -m venv $(VENV).partial

@@ -37,9 +37,7 @@ def fit_temperature(
     if len(logits) == 0:
         return 1.0
     log_t = torch.zeros((), requires_grad=True)
-    optimizer = torch.optim.LBFGS(
-        [log_t], lr=0.5, max_iter=max_iter, line_search_fn="strong_wolfe"
-    )
+    optimizer = torch.optim.LBFGS([log_t], lr=0.5, max_iter=max_iter, line_search_fn="strong_wolfe")
 
     def closure() -> torch.Tensor:
         optimizer.zero_grad()

@@ -100,7 +100,9 @@ def load_checkpoint(dest: Path) -> dict[str, Any] | None:
     for candidate in (dest, _aside(dest)):
         if (candidate / STATE_FILE).is_file():
             tensors = load_file(str(candidate / TENSORS_FILE))
-            result: dict[str, Any] = _decode(json.loads((candidate / STATE_FILE).read_text()), tensors)
+            result: dict[str, Any] = _decode(
+                json.loads((candidate / STATE_FILE).read_text()), tensors
+            )
             return result
     return None
 

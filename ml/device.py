@@ -6,7 +6,7 @@ import torch
 
 
 def pick_device(name: str = "auto") -> torch.device:
-    """"auto" means the GPU when there is one; anything else is taken literally ("cpu", "cuda:1")."""
+    """`auto`: the GPU when there is one; anything else is taken literally ("cpu", "cuda:1")."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)

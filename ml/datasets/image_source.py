@@ -8,7 +8,7 @@ from ml.datasets.formats import SUPPORTED_IMAGES, is_image_name
 from ml.datasets.images import verify_image
 from ml.datasets.labels import clean_label
 from ml.datasets.labels_csv import CsvLabels, read_labels_csv
-from ml.datasets.layout import LABELS_CSV, ArchiveLayout, folder_label, plan_layout
+from ml.datasets.layout import ArchiveLayout, folder_label, plan_layout
 from ml.datasets.options import IngestLimits, IngestOptions
 from ml.datasets.records import Candidate, SkipExampleError, SkipLog
 
@@ -45,8 +45,7 @@ def collect_images(
         layout = plan_layout(archive.infolist())
         table = None
         if layout.labels_csv is not None:
-            where = layout.prefix + LABELS_CSV
-            table = read_labels_csv(archive, layout.labels_csv, where, options, budget, skips)
+            table = read_labels_csv(archive, layout, options, budget, skips)
         for path, info in layout.files:
             try:
                 if not is_image_name(path):

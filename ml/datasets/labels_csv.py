@@ -62,14 +62,16 @@ class CsvLabels:
 
 def read_labels_csv(
     archive: zipfile.ZipFile,
-    info: zipfile.ZipInfo,
-    where: str,
+    layout: ArchiveLayout,
     options: IngestOptions,
     budget: ByteBudget,
     skips: SkipLog,
 ) -> CsvLabels:
+    """Rows that cannot be used are skipped as "labels.csv line N"."""
+    assert layout.labels_csv is not None
+    where = layout.prefix + LABELS_CSV
     try:
-        data = read_entry(archive, info, budget, budget.limit)
+        data = read_entry(archive, layout.labels_csv, budget, budget.limit)
     except SkipExampleError as error:
         raise IngestError(
             "bad_labels_csv", f"{where} cannot be read: {error.detail}.", status=400

@@ -3,7 +3,6 @@
 
 import random
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,9 +37,10 @@ class FineTuneResult:
     history: list[dict[str, float]] = field(default_factory=list)
     resumed_from_step: int | None = None
     stopped_early: bool = False
+    best_val: tuple[torch.Tensor, torch.Tensor] | None = None  # (logits, targets) of best_epoch
 
 
-def _cpu_copy(model: torch.nn.Module) -> StateDict:
+def cpu_state_dict(model: torch.nn.Module) -> StateDict:
     return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
 
 
@@ -84,6 +84,7 @@ class _Run:
         self.best_summary = baseline.summary if baseline else None
         self.best_weights = baseline.weights if baseline else None
         self.best_epoch = 0
+        self.best_val: tuple[torch.Tensor, torch.Tensor] | None = None
         self.bad_epochs = 0
         self.history: list[dict[str, float]] = []
         self.loader_rng: torch.Tensor | None = None
@@ -105,7 +106,7 @@ class _Run:
             },
             "loader_rng": self.train_loader.generator.get_state(),
             "rng": _rng_states(),
-            "best": {"summary": self.best_summary, "epoch": self.best_epoch},
+            "best": {"summary": self.best_summary, "epoch": self.best_epoch, "val": self.best_val},
             "best_weights": self.best_weights,
             "bad_epochs": self.bad_epochs,
             "history": self.history,
@@ -121,6 +122,7 @@ class _Run:
         _restore_rng(state["rng"])
         self.best_summary = state["best"]["summary"]
         self.best_epoch = state["best"]["epoch"]
+        self.best_val = state["best"]["val"]
         self.best_weights = state["best_weights"]
         self.bad_epochs = state["bad_epochs"]
         self.history = state["history"]
@@ -152,7 +154,9 @@ def fine_tune(
     if saved is not None and saved.get("fingerprint") == fingerprint:
         run.restore(saved)
         resumed_from = run.progress.step
-        hooks.event("info", f"resuming from step {resumed_from}", data={"resume_step": resumed_from})
+        hooks.event(
+            "info", f"resuming from step {resumed_from}", data={"resume_step": resumed_from}
+        )
     elif saved is not None:
         hooks.event("warn", "ignoring a checkpoint written for different inputs")
 
@@ -201,21 +205,23 @@ def fine_tune(
         )
         run.loader_rng = None
         started = time.perf_counter()
-        summary = {"train_loss": run.progress.mean_loss} | summarize(
-            *predict(model, val_loader, check), multilabel
-        )
+        val = predict(model, val_loader, check)
+        summary = {"train_loss": run.progress.mean_loss} | summarize(*val, multilabel)
         reporter.eval_seconds = time.perf_counter() - started
         epoch = run.progress.epoch + 1
         run.history.append({"epoch": epoch, **summary})
         _epoch_event(hooks, epoch, epochs, summary)
         best = run.best_score
         if best is None or score_of(summary) > best:
-            run.best_summary, run.best_weights, run.best_epoch = summary, _cpu_copy(model), epoch
+            run.best_summary, run.best_epoch, run.best_val = summary, epoch, val
+            run.best_weights = cpu_state_dict(model)
             run.bad_epochs = 0
         else:
             run.bad_epochs += 1
         reporter.report(run.progress, summary)
-        run.progress = EpochProgress(epoch, 0, run.progress.step, torch.zeros_like(run.progress.loss_sum))
+        run.progress = EpochProgress(
+            epoch, 0, run.progress.step, torch.zeros_like(run.progress.loss_sum)
+        )
         save()
         if run.bad_epochs >= patience and epoch < epochs:
             hooks.event(
@@ -233,9 +239,12 @@ def fine_tune(
         history=run.history,
         resumed_from_step=resumed_from,
         stopped_early=run.bad_epochs >= patience and run.progress.epoch < epochs,
+        best_val=run.best_val,
     )
 
 
 def _epoch_event(hooks: TrainHooks, epoch: int, epochs: int, summary: dict[str, float]) -> None:
     text = ", ".join(f"{k} {v:.4f}" for k, v in summary.items())
-    hooks.event("info", f"epoch {epoch}/{epochs}: {text}", type="metrics", data={"epoch": epoch, **summary})
+    hooks.event(
+        "info", f"epoch {epoch}/{epochs}: {text}", type="metrics", data={"epoch": epoch, **summary}
+    )

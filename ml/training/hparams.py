@@ -20,10 +20,10 @@ class _Range:
 
     def check(self, value: Any) -> str | None:
         if self.kind is bool:
-            return None if isinstance(value, bool) else "must be true, false or \"auto\""
+            return None if isinstance(value, bool) else 'must be true, false or "auto"'
         # bool is an int in Python; true/false is never a number here.
         if isinstance(value, bool) or not isinstance(value, int | float):
-            return f"must be a number or \"{AUTO}\""
+            return f'must be a number or "{AUTO}"'
         if self.kind is int and not isinstance(value, int):
             return "must be an integer"
         if not math.isfinite(value):

@@ -158,4 +158,3 @@ def center_crop(x: np.ndarray, size: int) -> np.ndarray:
     top = round((x.shape[-2] - size) / 2)
     left = round((x.shape[-1] - size) / 2)
     return x[..., top : top + size, left : left + size]
-

@@ -13,7 +13,12 @@ import torch
 
 from ml.training.loader import Loader
 from ml.training.loss import LossFn
-from ml.training.model import autocast, forward_logits, freeze_batchnorm_statistics, parameters_by_role
+from ml.training.model import (
+    autocast,
+    forward_logits,
+    freeze_batchnorm_statistics,
+    parameters_by_role,
+)
 
 # The head starts from the linear probe but still has the most to learn; the pretrained
 # backbone should move gently (discriminative learning rates).

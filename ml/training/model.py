@@ -15,7 +15,8 @@ def forward_logits(model: torch.nn.Module, inputs: Inputs) -> torch.Tensor:
     if isinstance(inputs, torch.Tensor):
         output: torch.Tensor = model(inputs)
         return output
-    return model(**inputs).logits  # type: ignore[no-any-return]
+    logits: torch.Tensor = model(**inputs).logits
+    return logits
 
 
 def classifier_layer(model: torch.nn.Module) -> torch.nn.Linear:

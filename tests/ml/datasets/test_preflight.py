@@ -196,3 +196,16 @@ def test_text_upload_over_the_cap_is_413(tmp_path: Path) -> None:
     upload.write_text("text,label\n" + "hello,x\n" * 100)
     error = _error(upload, limits=IngestLimits(max_uncompressed_bytes=100))
     assert (error.code, error.status) == ("file_too_large", 413)
+
+
+def test_zip64_entry_count_is_read_from_the_zip64_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    upload = tmp_path / "many.zip"
+    # Over 65,535 entries: the count only exists in the zip64 end-of-directory record.
+    with zipfile.ZipFile(upload, "w", zipfile.ZIP_STORED) as archive:
+        for i in range(66_000):
+            archive.writestr(f"c/{i}", b"")
+    monkeypatch.setattr(zipfile, "ZipFile", None)  # must not be needed to count
+    error = _error(upload, limits=IngestLimits(max_entries=65_999))
+    assert error.code == "archive_too_large" and "66000 entries" in error.message
