@@ -48,6 +48,10 @@ def get_project(
     project = authenticate(session, credentials.credentials)
     if project is None:
         raise Unauthorized("Invalid or revoked API key.", code="invalid_api_key", headers=challenge)
+    # Hand the connection back to the pool now: a long request (a prediction waiting in the
+    # batcher, an upload streaming in) must not pin a database connection while it waits.
+    session.expunge(project)
+    session.rollback()
     return project
 
 

@@ -15,11 +15,15 @@ from app.config import Settings, get_settings
 from app.datasets.endpoints import router as datasets_router
 from app.db import make_engine, make_session_factory, transaction
 from app.errors import install_error_handlers
+from app.inference.endpoints import router as inference_router
+from app.inference.serving import build_model_cache
+from app.jobs.endpoints import router as jobs_router
 from app.logging import configure_logging
 from app.ops.endpoints import router as ops_router
 from app.ops.metrics import ApiMetrics
 from app.ops.middleware import RequestContextMiddleware
 from app.queue import TaskQueue
+from app.registry.endpoints import router as registry_router
 from ml.backbones.catalog import load_catalog
 
 log = logging.getLogger("hone.api")
@@ -47,6 +51,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.session_factory = make_session_factory(engine)
         app.state.queue = TaskQueue(settings)
         app.state.catalog = load_catalog(settings.backbones_files)
+        app.state.model_cache = build_model_cache(settings, metrics)
         if settings.bootstrap_api_key is not None:
             with transaction(app.state.session_factory) as session:
                 register_key(session, settings.bootstrap_api_key.get_secret_value(), "default")
@@ -54,6 +59,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            await app.state.model_cache.close()
             app.state.queue.close()
             engine.dispose()
 
@@ -67,7 +73,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics = metrics
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware, metrics=metrics)
-    for router in (ops_router, datasets_router, backbones_router):
+    for router in (
+        ops_router, datasets_router, backbones_router, jobs_router, registry_router,
+        inference_router,
+    ):
         app.include_router(router)
     return app
 

@@ -17,11 +17,14 @@ import torch
 from safetensors.torch import load_model, save_model
 from transformers import (
     AutoConfig,
+    AutoModel,
     AutoModelForSequenceClassification,
     AutoTokenizer,
-    PreTrainedModel,
+    PretrainedConfig,
     PreTrainedTokenizerBase,
 )
+
+from ml.training.text_classifier import POOLING, MeanPooledClassifier
 
 FORMAT = "hone.model/1"
 WEIGHTS_FILE = "model.safetensors"
@@ -45,6 +48,8 @@ def save_artifact(
 ) -> None:
     """Write the artifact into a temporary sibling directory, then move it to dest at once.
 
+    hf/ gets the model's transformers config (when it has one) and the tokenizer (when given).
+
     dest must not exist: a version's artifact is immutable once the registry points at it.
     """
     if dest.exists():
@@ -56,10 +61,11 @@ def save_artifact(
         # save_model drops the duplicate names of shared (tied) tensors that save_file refuses.
         save_model(model, str(tmp / WEIGHTS_FILE), force_contiguous=True)
         (tmp / CONFIG_FILE).write_text(json.dumps({"format": FORMAT, **config}, indent=2))
-        if isinstance(model, PreTrainedModel):
-            model.config.save_pretrained(tmp / HF_DIR)
-            if tokenizer is not None:
-                tokenizer.save_pretrained(tmp / HF_DIR)
+        hf_config = getattr(model, "config", None)
+        if isinstance(hf_config, PretrainedConfig):
+            hf_config.save_pretrained(tmp / HF_DIR)
+        if tokenizer is not None:
+            tokenizer.save_pretrained(tmp / HF_DIR)
         os.replace(tmp, dest)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -67,7 +73,11 @@ def save_artifact(
 
 
 def load_artifact(path: Path) -> LoadedArtifact:
-    """Rebuild the model from config.json without any download and load its weights strictly."""
+    """Rebuild the model from config.json without any download and load its weights strictly.
+
+    Text models are a MeanPooledClassifier when config["backbone"]["pooling"] is "mean" (what
+    the trainer writes), else a plain AutoModelForSequenceClassification.
+    """
     config = json.loads((path / CONFIG_FILE).read_text())
     if config.get("format") != FORMAT:
         raise ValueError(f"{path} is not a {FORMAT} artifact")
@@ -84,7 +94,11 @@ def load_artifact(path: Path) -> LoadedArtifact:
     elif config["library"] == "transformers":
         hf_dir = path / HF_DIR
         hf_config = AutoConfig.from_pretrained(hf_dir, local_files_only=True)
-        model = AutoModelForSequenceClassification.from_config(hf_config)
+        if config["backbone"].get("pooling") == POOLING:
+            encoder = AutoModel.from_config(hf_config)
+            model = MeanPooledClassifier(encoder, len(config["labels"]))
+        else:
+            model = AutoModelForSequenceClassification.from_config(hf_config)
         tokenizer = AutoTokenizer.from_pretrained(hf_dir, local_files_only=True)
     else:
         raise ValueError(f"unknown library {config['library']!r} in {path / CONFIG_FILE}")

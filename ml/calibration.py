@@ -46,7 +46,18 @@ def fit_temperature(
         return loss
 
     optimizer.step(closure)
-    return float(log_t.detach().clamp(-_MAX_ABS_LOG_T, _MAX_ABS_LOG_T).exp())
+    temperature = float(log_t.detach().clamp(-_MAX_ABS_LOG_T, _MAX_ABS_LOG_T).exp())
+    if temperature < 1.0 and _all_correct(logits, targets, multilabel):
+        # Without a single mistake the NLL falls all the way to T -> 0: that is no evidence
+        # for sharpening, only for a validation set too small or too easy to show any.
+        return 1.0
+    return temperature
+
+
+def _all_correct(logits: torch.Tensor, targets: torch.Tensor, multilabel: bool) -> bool:
+    if multilabel:
+        return bool(((logits > 0) == (targets > 0.5)).all())
+    return bool((logits.argmax(dim=1) == targets).all())
 
 
 def expected_calibration_error(

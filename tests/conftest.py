@@ -3,7 +3,9 @@ embedded default (SQLite + filesystem broker), each with a real Celery worker pr
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +16,7 @@ from app.auth.keys import create_key
 from app.db import make_engine, make_session_factory, transaction
 from app.main import create_app
 from app.migrate import upgrade
+from ml.backbones.testing import write_test_catalog
 from tests.support.services import fresh_postgres_database, fresh_redis_db
 from tests.support.stack import Backend, WorkerProcess
 
@@ -25,13 +28,25 @@ def backend(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Backend]:
     data_dir = tmp_path_factory.mktemp(f"hone-{request.param}")
-    if request.param == "embedded":
-        backend = Backend("embedded", data_dir)
+    with fresh_backend(request.param, data_dir) as backend:
+        yield backend
+
+
+@contextmanager
+def fresh_backend(kind: str, data_dir: Path) -> Iterator[Backend]:
+    """A migrated, empty backend of `kind` whose catalog also has the tiny test backbones."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    catalog = write_test_catalog(data_dir / "test-backbones.json")
+    env = {"HONE_BACKBONES_FILES": json.dumps([str(catalog)])}
+    if kind == "embedded":
+        backend = Backend("embedded", data_dir, extra_env=env)
         upgrade(backend.settings().sqlalchemy_url)
         yield backend
         return
     with fresh_postgres_database() as db_url, fresh_redis_db() as redis_url:
-        backend = Backend("postgres", data_dir, database_url=db_url, broker_url=redis_url)
+        backend = Backend(
+            "postgres", data_dir, database_url=db_url, broker_url=redis_url, extra_env=env
+        )
         upgrade(db_url)
         yield backend
 

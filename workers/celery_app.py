@@ -6,11 +6,18 @@ Reliability choices (see docs/architecture.md):
   initialised in the parent before the fork (the parent does not import torch).
 - the visibility timeout is longer than the longest allowed job, so Redis never hands a running
   job to a second worker; the database lease covers the rest.
+- the main process runs the stale-job reaper (workers/reaper.py) and, on a warm shutdown,
+  forwards SIGTERM to the pool children so a training job checkpoints and requeues itself
+  instead of running on until the container is killed.
 """
 
 from __future__ import annotations
 
-from celery import Celery
+import os
+import signal
+from typing import Any
+
+from celery import Celery, signals
 
 from app.config import Settings, get_settings
 
@@ -55,3 +62,31 @@ def make_celery(settings: Settings) -> Celery:
 
 
 celery_app = make_celery(get_settings())
+
+
+# The worker's consumer (for the pool's child pids) and the reaper, set when the worker is ready.
+_running: dict[str, Any] = {}
+
+
+@signals.worker_ready.connect
+def _on_worker_ready(sender: Any = None, **_: Any) -> None:
+    from workers.reaper import Reaper
+
+    _running["consumer"] = sender
+    _running["reaper"] = Reaper(get_settings()).start()
+
+
+@signals.worker_shutting_down.connect
+def _on_worker_shutting_down(how: str = "", **_: Any) -> None:
+    """Runs in the main process's signal handler: keep it to os.kill calls."""
+    reaper = _running.pop("reaper", None)
+    if reaper is not None:
+        reaper.stop()
+    consumer = _running.get("consumer")
+    if how != "Warm" or consumer is None:
+        return
+    for pid in consumer.pool.info.get("processes", []):
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            continue

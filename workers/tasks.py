@@ -14,3 +14,10 @@ def process_dataset(dataset_id: str) -> None:
     from workers.datasets import process_dataset as run
 
     run(dataset_id)
+
+
+@celery_app.task(name="hone.train_job")
+def train_job(job_id: str) -> None:
+    from workers.training import train_job as run
+
+    run(job_id)

@@ -33,9 +33,10 @@ _EMA_WEIGHT = 0.2
 
 
 class Servable(Protocol):
-    """What the batcher needs from a model (ml.inference.Predictor provides it)."""
+    """What the batcher and the cache need from a model (ml.inference.Predictor provides it)."""
 
-    memory_bytes: int
+    labels: list[str]
+    memory_bytes: int  # an estimate, for the cache's budget
 
     def preprocess(self, inputs: Sequence[Any]) -> Any: ...
     def forward(self, batch: Any) -> np.ndarray: ...
@@ -180,13 +181,19 @@ class Batcher:
                 outcomes = [exc] * len(batch)
             elapsed_ms = (time.perf_counter() - start) * 1000
             self._running = []
-            self._resolve(batch, outcomes, elapsed_ms)
-            self._item_ms += _EMA_WEIGHT * (elapsed_ms / len(batch) - self._item_ms)
-            if self._observer is not None:
-                try:
-                    self._observer.batch(len(batch), len(self._queue), elapsed_ms)
-                except Exception:  # metrics must never stop serving
-                    logger.exception("batch observer failed")
+            # What the forward pass really carried: inputs of rejected requests do not count.
+            size = sum(not isinstance(outcome, Exception) for outcome in outcomes)
+            self._resolve(batch, outcomes, elapsed_ms, size)
+            if size:
+                self._item_ms += _EMA_WEIGHT * (elapsed_ms / size - self._item_ms)
+                self._observe(size, elapsed_ms)
+
+    def _observe(self, size: int, elapsed_ms: float) -> None:
+        if self._observer is not None:
+            try:
+                self._observer.batch(size, len(self._queue), elapsed_ms)
+            except Exception:  # metrics must never stop serving
+                logger.exception("batch observer failed")
 
     async def _collect(self) -> list[_Item]:
         while True:
@@ -232,11 +239,15 @@ class Batcher:
         return [o for o in outcomes if o is not None]
 
     def _resolve(
-        self, batch: list[_Item], outcomes: list[Prediction | Exception], elapsed_ms: float
+        self,
+        batch: list[_Item],
+        outcomes: list[Prediction | Exception],
+        elapsed_ms: float,
+        size: int,
     ) -> None:
         for request in {item.request for item in batch}:
             request.inference_ms += elapsed_ms
-            request.batch_size = max(request.batch_size, len(batch))
+            request.batch_size = max(request.batch_size, size)
         for item, outcome in zip(batch, outcomes, strict=True):
             request = item.request
             if request.future.done():  # cancelled, or failed by another of its inputs

@@ -122,9 +122,10 @@ async def predict(
             headers={"Retry-After": str(max(1, round(exc.retry_after_s + 0.5)))},
         ) from exc
     except InputError as exc:
+        field = f"{inputs.field}[{exc.index}]"
         raise Unprocessable(
-            exc.message, code="invalid_input",
-            errors=[{"field": exc.field, "message": exc.message}],
+            f"{field}: {exc.message}", code="invalid_input",
+            errors=[{"field": field, "message": exc.message}],
         ) from exc
     except BatcherClosed as exc:
         raise Unavailable(f"Model {label} was unloaded; retry.", code="model_unloaded",

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from starlette.datastructures import UploadFile
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 from app.config import Settings
-from app.errors import PayloadTooLarge, Unprocessable, UnsupportedMediaType
+from app.errors import BadRequest, PayloadTooLarge, Unprocessable, UnsupportedMediaType
 
 Kind = Literal["image", "text"]
 MAX_TOP_K = 1000
@@ -27,6 +27,7 @@ class PredictInputs:
     kind: Kind
     items: list[bytes] | list[str]
     top_k: int | None
+    field: str = "inputs"  # how errors name an input: inputs[i], or file[i] for multipart
 
 
 def _invalid(field: str, message: str, code: str = "invalid_input") -> Unprocessable:
@@ -104,7 +105,11 @@ def _from_json(body: Any, settings: Settings) -> PredictInputs:
 async def read_inputs(request: Request, settings: Settings) -> PredictInputs:
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type == "application/json":
-        raw = await request.body()
+        try:
+            raw = await request.body()
+        except ClientDisconnect:
+            raise BadRequest("The client went away before sending the body.",
+                             code="client_disconnected") from None
         try:
             body = json.loads(raw)
         except ValueError as exc:
@@ -122,7 +127,7 @@ async def read_inputs(request: Request, settings: Settings) -> PredictInputs:
                 for i, f in enumerate(files)
             ]
             top_k = _top_k(form.get("top_k"))
-        return PredictInputs("image", images, top_k)
+        return PredictInputs("image", images, top_k, field="file")
     raise UnsupportedMediaType(
         'Send JSON {"inputs": [...]} or multipart/form-data with `file` parts.',
         code="unsupported_media_type",

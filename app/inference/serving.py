@@ -1,23 +1,22 @@
-"""The API process's serving state: one model cache, batchers wired to Prometheus."""
+"""The API process's serving state: one model cache whose batchers feed Prometheus."""
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from app.config import Settings
-from app.inference.batcher import Batcher
-from app.inference.cache import LoadedModel, ModelCache
+from app.inference.cache import ModelCache
 from app.ops.metrics import ApiMetrics
 
 
 @dataclass(frozen=True)
 class ModelKey:
-    """Cache key: the version id; the artifact path and name ride along for loading/metrics."""
+    """Cache key: the version id. The artifact path and a metrics label ride along."""
 
     version_id: str
-    path: Path = field(compare=False)
+    path: Path = field(compare=False, default=Path())
     label: str = field(compare=False, default="")
 
 
@@ -32,22 +31,16 @@ class _Observer:
 
 
 def build_model_cache(settings: Settings, metrics: ApiMetrics) -> ModelCache:
-    # One thread runs forward passes (each already uses every core); loads get their own.
-    forward_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hone-forward")
-    load_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="hone-load")
-
-    def load(key: ModelKey) -> LoadedModel:
+    def load(key: Any) -> Any:
         from ml.inference.predictor import load_predictor
 
-        predictor = load_predictor(key.path, max_pixels=settings.max_image_pixels)
-        batcher_factory = lambda: Batcher(  # noqa: E731
-            predictor,
-            max_batch_size=settings.max_batch_size,
-            max_wait_ms=settings.max_wait_ms,
-            max_queue=settings.max_queue,
-            executor=forward_pool,
-            observer=_Observer(metrics, key.label),
-        )
-        return LoadedModel.create(predictor, batcher_factory)
+        return load_predictor(key.path)
 
-    return ModelCache(load, memory_budget_bytes=settings.model_cache_bytes, executor=load_pool)
+    return ModelCache(
+        load,
+        memory_budget_bytes=settings.model_cache_bytes,
+        max_batch_size=settings.max_batch_size,
+        max_wait_ms=settings.max_wait_ms,
+        max_queue=settings.max_queue,
+        observer=lambda key: _Observer(metrics, getattr(key, "label", str(key))),
+    )

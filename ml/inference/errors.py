@@ -18,10 +18,6 @@ class InputError(ValueError):
     def field(self) -> str:
         return f"inputs[{self.index}]"
 
-    def shifted(self, offset: int) -> "InputError":
-        """The same error with its index moved by ``offset`` (a request's own numbering)."""
-        return InputError(self.index + offset, self.message)
-
 
 class RuntimeUnavailable(RuntimeError):
     """The artifact has no exported file for the requested runtime, or the runtime is unknown."""

@@ -33,8 +33,9 @@ def decode_image(data: object, index: int, max_pixels: int) -> Image.Image:
         raise
     except (UnidentifiedImageError, Image.DecompressionBombError):
         raise InputError(index, "not a decodable image (jpeg, png, webp, bmp, gif, tiff)") from None
-    except (OSError, ValueError, SyntaxError, EOFError) as exc:
-        # Truncated or corrupt files surface as any of these from Pillow's decoders.
+    except Exception as exc:
+        # Hostile or truncated bytes fail deep in the codecs with many exception types
+        # (OSError, SyntaxError, ValueError, struct.error...): each means this input only.
         raise InputError(index, f"image could not be decoded: {exc}") from None
 
 

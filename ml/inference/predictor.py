@@ -96,11 +96,13 @@ def load_predictor(
     runtime: str | None = None,
     device: str = "cpu",
     threads: int | None = None,
-    max_image_pixels: int = DEFAULT_MAX_PIXELS,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> Predictor:
     """Load a model version for serving, with the runtime config.json chose unless overridden.
 
     ONNX runtimes never build the torch model: serving then holds only the session's weights.
+    ``threads`` sizes ONNX Runtime's pool; torch's pool is process-wide and only the first
+    load in a process sets it (default: every core the process may use).
     """
     config = read_config(artifact_dir)
     runtime = runtime or config.get("runtime") or DEFAULT_RUNTIME
@@ -120,9 +122,7 @@ def load_predictor(
             tokenizer = AutoTokenizer.from_pretrained(artifact_dir / HF_DIR, local_files_only=True)
     else:
         raise RuntimeUnavailable(f"unknown runtime {runtime!r}; known: {list(RUNTIMES)}")
-    return predictor_from_parts(
-        config, backend, tokenizer, runtime=runtime, max_image_pixels=max_image_pixels
-    )
+    return predictor_from_parts(config, backend, tokenizer, runtime=runtime, max_pixels=max_pixels)
 
 
 def predictor_from_parts(
@@ -131,14 +131,14 @@ def predictor_from_parts(
     tokenizer: PreTrainedTokenizerBase | None,
     *,
     runtime: str,
-    max_image_pixels: int = DEFAULT_MAX_PIXELS,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> Predictor:
     """A Predictor over an already-built backend, configured from the artifact's config.json."""
     modality = modality_of(config)
     preprocessing = config.get("preprocessing") or {}
     preprocessor: ImagePreprocessor | TextPreprocessor
     if modality == "image":
-        preprocessor = ImagePreprocessor(preprocessing, max_pixels=max_image_pixels)
+        preprocessor = ImagePreprocessor(preprocessing, max_pixels=max_pixels)
     elif tokenizer is None:
         raise ValueError(f"a text model needs its tokenizer (saved in the artifact's {HF_DIR}/)")
     else:

@@ -56,20 +56,24 @@ def prepare_serving(
     baseline = predictor_from_parts(
         artifact.config, TorchBackend(artifact.model), artifact.tokenizer, runtime=BASELINE
     )
-    inputs = list(val_inputs)[:max_examples]
+    # Evenly spaced, not the first N: validation sets are often ordered by label.
+    count = min(max_examples, len(val_inputs))
+    picked = np.unique(np.linspace(0, len(val_inputs) - 1, count).round().astype(int))
+    inputs = [val_inputs[int(i)] for i in picked]
     labels = None
     if val_labels is not None and not baseline.multilabel:
-        labels = np.asarray(list(val_labels)[: len(inputs)])
+        labels = np.asarray([val_labels[int(i)] for i in picked])
     batches = _ValidationBatches(baseline, inputs)
     reference = _evaluate(baseline, batches)
     sample = _export_sample(baseline, inputs)
     results: dict[str, dict[str, Any]] = {}
     for runtime in dict.fromkeys([BASELINE, *candidates]):
         try:
-            predictor = (
-                baseline if runtime == BASELINE else _load(runtime, artifact, sample, threads)
-            )
-            results[runtime] = _compare(_evaluate(predictor, batches), reference, labels)
+            if runtime == BASELINE:
+                result = reference
+            else:
+                result = _evaluate(_load(runtime, artifact, sample, threads), batches)
+            results[runtime] = _compare(result, reference, labels)
         except Exception as exc:  # an export problem must never fail the job
             results[runtime] = {"status": "skipped", "reason": f"{type(exc).__name__}: {exc}"}
     chosen, reason = _choose(results, candidates, max_accuracy_drop, max_prob_diff)

@@ -36,7 +36,6 @@ class FineTuneResult:
     epochs_run: int
     history: list[dict[str, float]] = field(default_factory=list)
     resumed_from_step: int | None = None
-    stopped_early: bool = False
     best_val: tuple[torch.Tensor, torch.Tensor] | None = None  # (logits, targets) of best_epoch
 
 
@@ -238,7 +237,6 @@ def fine_tune(
         epochs_run=run.progress.epoch,
         history=run.history,
         resumed_from_step=resumed_from,
-        stopped_early=run.bad_epochs >= patience and run.progress.epoch < epochs,
         best_val=run.best_val,
     )
 

@@ -1,6 +1,7 @@
 """Progress with an ETA from measured step times, throttled so that hooks stay cheap."""
 
 import time
+from collections.abc import Callable
 
 from ml.training.loop import EpochProgress
 from ml.training.spec import TrainHooks
@@ -53,3 +54,32 @@ class Reporter:
             eta_seconds=self.eta(progress),
             metrics=metrics,
         )
+
+
+def preparation_ticker(
+    hooks: TrainHooks, check: Callable[[], None], total_steps: int, epochs: int
+) -> Callable[[], None]:
+    """A per-batch callback for the work before fine-tuning (frozen features): runs `check`,
+    then reports progress as epoch 0 of `epochs`, with an ETA, every few seconds."""
+    started = time.perf_counter()
+    done = 0
+    last_report = started
+
+    def tick() -> None:
+        nonlocal done, last_report
+        check()
+        now = time.perf_counter()
+        if done and now - last_report >= PROGRESS_EVERY_SECONDS:
+            last_report = now
+            eta = (now - started) / done * max(total_steps - done, 0)
+            hooks.progress(
+                epoch=0,
+                epochs=epochs,
+                step=done,
+                total_steps=total_steps,
+                eta_seconds=eta,
+                metrics={},
+            )
+        done += 1
+
+    return tick

@@ -10,79 +10,34 @@ import json
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
 import torch
-from transformers import PreTrainedTokenizerBase
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from ml.backbones.factory import build_image_model, build_text_model, weights_sha256
-from ml.backbones.spec import BackboneSpec
-from ml.datasets.store import StoredDataset, load_dataset
+from ml.datasets.store import StoredDataset
 from ml.device import configure_threads, pick_device
+from ml.training.choice import choose_method
 from ml.training.data import CachedInputs, build_loader, prepare_inputs
-from ml.training.evaluation import final_report, predict, score, summarize
+from ml.training.evaluation import final_report, score, summarize
+from ml.training.examples import JobData, load_job_data
 from ml.training.features import extract_features, features_path
-from ml.training.finetune import Baseline, FineTuneResult, cpu_state_dict, fine_tune
+from ml.training.finetune import Baseline, FineTuneResult, fine_tune
 from ml.training.hparams import resolve_hyperparameters
 from ml.training.images import image_preprocessing
 from ml.training.model import backbone_fingerprint, inference_batch_size
+from ml.training.outcome import TrainOutcome
 from ml.training.probe import ProbeFit, fit_probe, install_head
+from ml.training.reporting import preparation_ticker
 from ml.training.spec import TrainHooks, TrainingStopped, TrainSpec
-from ml.training.split import stratified_split, validation_fraction
-from ml.training.targets import class_weights, encode_targets, label_matrix
+from ml.training.targets import class_weights
+from ml.training.text_classifier import MeanPooledClassifier
 
-_TASK_OF = {"image": "image_classification", "text": "text_classification"}
-# Fewer validation examples than this (or than two per label) make selection a coin toss.
-_SMALL_VALIDATION = 10
-
-
-@dataclass
-class TrainOutcome:
-    model: torch.nn.Module
-    tokenizer: PreTrainedTokenizerBase | None
-    labels: list[str]
-    multilabel: bool
-    thresholds: list[float] | None  # multi-label: predict a label when its probability >= this
-    temperature: float  # divide logits by this before softmax / sigmoid
-    metrics: dict[str, Any]
-    hyperparameters: dict[str, Any]  # resolved
-    method: str  # what ran and was kept: "linear_probe" | "lp_ft"
-    method_reason: str
-    class_weights: list[float] | None
-    preprocessing: dict[str, Any]
-    backbone_weights_sha256: str
-    resumed_from_step: int | None
-
-    def artifact_config(self, backbone: BackboneSpec, versions: dict[str, str]) -> dict[str, Any]:
-        """config.json of the model artifact (docs/architecture.md)."""
-        described: dict[str, Any] = {
-            "id": backbone.id,
-            "arch": backbone.arch,
-            "weights_sha256": self.backbone_weights_sha256,
-        }
-        if backbone.library == "timm":
-            # What load_artifact passes to timm.create_model besides arch and num_classes: the
-            # factory builds random backbones with these, pretrained ones with none.
-            random_init = backbone.source == "random"
-            described["kwargs"] = dict(backbone.options.get("kwargs", {})) if random_init else {}
-        return {
-            "format": "hone.model/1",
-            "task": _TASK_OF[backbone.modality],
-            "modality": backbone.modality,
-            "library": backbone.library,
-            "backbone": described,
-            "labels": self.labels,
-            "multilabel": self.multilabel,
-            "thresholds": self.thresholds,
-            "temperature": self.temperature,
-            "preprocessing": self.preprocessing,
-            "method": self.method,
-            "method_reason": self.method_reason,
-            "hyperparameters": self.hyperparameters,
-            "runtime": "torch",
-            "versions": versions,
-        }
+# TrainOutcome lives in outcome.py; the worker imports both names from here.
+__all__ = ["TrainOutcome", "run_training"]
 
 
 def _seed_everything(seed: int) -> None:
@@ -102,6 +57,33 @@ def _stop_checker(hooks: TrainHooks) -> Callable[[], None]:
     return check
 
 
+@dataclass
+class _Job:
+    """A job's prepared state: data, resolved settings, the model and its cached inputs."""
+
+    spec: TrainSpec
+    hooks: TrainHooks
+    device: torch.device
+    data: JobData
+    hp: dict[str, Any]
+    class_weights: list[float] | None
+    model: torch.nn.Module
+    tokenizer: PreTrainedTokenizerBase | None
+    preprocessing: dict[str, Any]
+    weights_sha256: str
+    train_inputs: CachedInputs
+    val_inputs: CachedInputs  # train_inputs itself when validation is split off training
+    eval_batch: int
+
+    @property
+    def labels(self) -> list[str]:
+        return list(self.data.train_set.labels)
+
+    @property
+    def multilabel(self) -> bool:
+        return self.data.train_set.multilabel
+
+
 def _build_model(
     spec: TrainSpec, labels: list[str], multilabel: bool, hp: dict[str, Any]
 ) -> tuple[torch.nn.Module, PreTrainedTokenizerBase | None, dict[str, Any]]:
@@ -112,53 +94,21 @@ def _build_model(
     if spec.backbone.modality == "image":
         model, data_config = build_image_model(spec.backbone, len(labels), spec.cache_dir)
         return model, None, image_preprocessing(data_config, hp["image_size"])
-    text_model, tokenizer = build_text_model(
+    built, tokenizer = build_text_model(
         spec.backbone, len(labels), spec.cache_dir, multilabel=multilabel
     )
+    # The factory's head classifies [CLS]; ours classifies mean-pooled states (see
+    # text_classifier.py), so only the pretrained encoder is kept.
+    encoder = built.base_model
+    assert isinstance(encoder, PreTrainedModel)
+    text_model = MeanPooledClassifier(encoder, len(labels))
     # Label names travel with the weights (and into the artifact's hf/config.json).
     text_model.config.id2label = dict(enumerate(labels))
     text_model.config.label2id = {label: i for i, label in enumerate(labels)}
-    return text_model, tokenizer, {"max_length": hp["max_length"]}
-
-
-@dataclass
-class _Split:
-    """The examples a job trains and validates on, as rows into cached inputs."""
-
-    train_set: StoredDataset
-    val_set: StoredDataset  # the training set itself unless a validation dataset was given
-    targets: torch.Tensor
-    val_targets: torch.Tensor
-    train_rows: np.ndarray
-    val_rows: np.ndarray
-
-
-def _split(spec: TrainSpec, hooks: TrainHooks) -> _Split:
-    train_set = load_dataset(spec.dataset_dir)
-    if train_set.task != _TASK_OF[spec.backbone.modality]:
-        raise ValueError(f"backbone {spec.backbone.id!r} cannot learn a {train_set.task} task")
-    labels, multilabel = train_set.labels, train_set.multilabel
-    targets = encode_targets(train_set.examples, labels, multilabel)
-    if spec.validation_dataset_dir is not None:
-        val_set = load_dataset(spec.validation_dataset_dir)
-        if val_set.task != train_set.task or val_set.multilabel != multilabel:
-            raise ValueError("the validation dataset is not of the training dataset's kind")
-        val_targets = encode_targets(val_set.examples, labels, multilabel)
-        split = _Split(
-            train_set, val_set, targets, val_targets,
-            np.arange(len(targets)), np.arange(len(val_targets)),
-        )  # fmt: skip
-    else:
-        fraction = validation_fraction(len(targets), spec.validation_split)
-        rows = stratified_split(label_matrix(targets, len(labels)), fraction, spec.seed)
-        split = _Split(train_set, train_set, targets, targets, *rows)
-    if len(split.val_rows) < max(_SMALL_VALIDATION, 2 * len(labels)):
-        hooks.event(
-            "warn",
-            f"the validation set has only {len(split.val_rows)} examples: its metrics are noisy",
-            data={"num_val": len(split.val_rows)},
-        )
-    return split
+    # Texts longer than the position table would index past it.
+    positions = getattr(encoder.config, "max_position_embeddings", None) or hp["max_length"]
+    max_length = min(hp["max_length"], tokenizer.model_max_length, positions)
+    return text_model, tokenizer, {"max_length": max_length}
 
 
 def _fingerprint(spec: TrainSpec, hp: dict[str, Any], weights: str) -> str:
@@ -175,76 +125,13 @@ def _fingerprint(spec: TrainSpec, hp: dict[str, Any], weights: str) -> str:
     return hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()
 
 
-def _features(
-    model: torch.nn.Module,
-    dataset: StoredDataset,
-    inputs: CachedInputs,
-    preprocessing: dict[str, Any],
-    spec: TrainSpec,
-    batch_size: int,
-    hooks: TrainHooks,
-) -> torch.Tensor:
-    path = features_path(
-        spec.cache_dir, dataset.path.name, backbone_fingerprint(model), preprocessing
-    )
-    if not path.is_file():
-        hooks.event("info", f"computing frozen features for {len(dataset.examples)} examples")
-    return extract_features(model, inputs, batch_size, path, _stop_checker(hooks))
-
-
-def _choose(
-    spec: TrainSpec,
-    model: torch.nn.Module,
-    probe: ProbeFit,
-    probe_summary: dict[str, float],
-    tune: Callable[[Baseline | None], FineTuneResult],
-) -> tuple[str, str, FineTuneResult | None]:
-    """(method kept, why, the fine-tuning run if there was one)."""
-    if spec.method == "linear_probe":
-        return (
-            "linear_probe",
-            f"linear_probe was requested (L2 {probe.l2:g} chosen on validation)",
-            None,
-        )
-    probe_f1 = probe_summary["val_macro_f1"]
-    if spec.method == "auto" and probe_f1 >= 1.0:
-        reason = "the linear probe is already perfect on validation (macro-F1 1.0)"
-        return "linear_probe", reason, None
-    baseline = Baseline(probe_summary, cpu_state_dict(model)) if spec.method == "auto" else None
-    tuned = tune(baseline)
-    if spec.method == "full":
-        reason = (
-            "full was requested: fine-tuned every weight from the linear probe's head (LP-FT); "
-            f"best validation epoch {tuned.best_epoch} of {tuned.epochs_run}"
-        )
-        return "lp_ft", reason, tuned
-    if tuned.best_epoch > 0 and tuned.best_summary is not None:
-        reason = (
-            "fine-tuning from the linear probe's head improved validation macro-F1 from "
-            f"{probe_f1:.4f} to {tuned.best_summary['val_macro_f1']:.4f} (epoch {tuned.best_epoch})"
-        )
-        return "lp_ft", reason, tuned
-    best_tuned = max((h["val_macro_f1"] for h in tuned.history), default=float("nan"))
-    reason = (
-        f"fine-tuning did not beat the linear probe on validation (macro-F1 {probe_f1:.4f}, "
-        f"fine-tuned at best {best_tuned:.4f} over {tuned.epochs_run} epochs)"
-    )
-    return "linear_probe", reason, tuned
-
-
-def run_training(spec: TrainSpec, hooks: TrainHooks) -> TrainOutcome:
-    """Train spec's job to the end, or raise TrainingStopped when hooks ask it to stop.
-
-    A checkpoint left in spec.work_dir by an earlier (preempted) attempt is resumed.
-    """
+def _prepare(spec: TrainSpec, hooks: TrainHooks) -> _Job:
     device = pick_device(spec.device)
     configure_threads()
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed input sizes: pick the fastest kernels once
     _seed_everything(spec.seed)
-    check = _stop_checker(hooks)
-
-    data = _split(spec, hooks)
+    data = load_job_data(spec, hooks)
     labels, multilabel = list(data.train_set.labels), data.train_set.multilabel
     hp = resolve_hyperparameters(
         spec.hyperparameters,
@@ -253,6 +140,7 @@ def run_training(spec: TrainSpec, hooks: TrainHooks) -> TrainOutcome:
         backbone=spec.backbone,
         device=device.type,
     )
+    hooks.event("info", "resolved hyperparameters", data={"hyperparameters": hp})
     weights = class_weights(data.targets[data.train_rows], len(labels))
     if weights is not None:
         hooks.event(
@@ -260,93 +148,156 @@ def run_training(spec: TrainSpec, hooks: TrainHooks) -> TrainOutcome:
             "labels are imbalanced: the loss weighs each label by its inverse frequency",
             data={"class_weights": dict(zip(labels, weights, strict=True))},
         )
-
     model, tokenizer, preprocessing = _build_model(spec, labels, multilabel, hp)
+    if "max_length" in hp and preprocessing["max_length"] < hp["max_length"]:
+        hooks.event(
+            "warn",
+            f"max_length {hp['max_length']} exceeds what the backbone reads; "
+            f"using {preprocessing['max_length']}",
+        )
+        hp["max_length"] = preprocessing["max_length"]
     model.to(device)
     if device.type == "cuda" and spec.backbone.modality == "image":
         model.to(memory_format=torch.channels_last)
-    weights_sha = weights_sha256(spec.backbone, spec.cache_dir)
+    check = _stop_checker(hooks)
     train_inputs = prepare_inputs(data.train_set, preprocessing, spec.cache_dir, tokenizer, check)
     val_inputs = train_inputs
     if data.val_set is not data.train_set:
         val_inputs = prepare_inputs(data.val_set, preprocessing, spec.cache_dir, tokenizer, check)
-
-    eval_batch = inference_batch_size(spec.backbone.modality, device, hp["batch_size"])
-    features = _features(
-        model, data.train_set, train_inputs, preprocessing, spec, eval_batch, hooks
+    return _Job(
+        spec=spec,
+        hooks=hooks,
+        device=device,
+        data=data,
+        hp=hp,
+        class_weights=weights,
+        model=model,
+        tokenizer=tokenizer,
+        preprocessing=preprocessing,
+        weights_sha256=weights_sha256(spec.backbone, spec.cache_dir),
+        train_inputs=train_inputs,
+        val_inputs=val_inputs,
+        eval_batch=inference_batch_size(spec.backbone.modality, device, hp["batch_size"]),
     )
+
+
+def _features(job: _Job, dataset: StoredDataset, inputs: CachedInputs) -> torch.Tensor:
+    """Frozen features of every example (from the cache when another job computed them)."""
+    key = backbone_fingerprint(job.model)
+    path = features_path(job.spec.cache_dir, dataset.path.name, key, job.preprocessing)
+    if not path.is_file():
+        job.hooks.event("info", f"computing frozen features for {len(dataset.examples)} examples")
+    batches = -(-len(dataset.examples) // job.eval_batch)
+    epochs = job.hp.get("epochs", 1)
+    tick = preparation_ticker(job.hooks, _stop_checker(job.hooks), batches, epochs)
+    return extract_features(job.model, inputs, job.eval_batch, path, tick)
+
+
+def _linear_probe(job: _Job) -> tuple[ProbeFit, dict[str, float]]:
+    """Fit the head on frozen features and put it into the model: (fit, validation summary)."""
+    data, device = job.data, job.device
+    features = _features(job, data.train_set, job.train_inputs)
     val_features = features
     if data.val_set is not data.train_set:
-        val_features = _features(
-            model, data.val_set, val_inputs, preprocessing, spec, eval_batch, hooks
-        )
+        val_features = _features(job, data.val_set, job.val_inputs)
     val_truth = data.val_targets[data.val_rows]
     probe = fit_probe(
         features[data.train_rows].to(device),
         data.targets[data.train_rows].to(device),
         val_features[data.val_rows].to(device),
         val_truth.to(device),
-        num_labels=len(labels),
-        multilabel=multilabel,
-        class_weights=weights,
-        score=lambda logits, truth: score(logits.cpu(), truth.cpu(), multilabel),
+        num_labels=len(job.labels),
+        multilabel=job.multilabel,
+        class_weights=job.class_weights,
+        score=lambda logits, truth: score(logits.cpu(), truth.cpu(), job.multilabel),
     )
-    install_head(model, probe)
-    probe_logits = probe.val_logits.float().cpu()
-    probe_summary = summarize(probe_logits, val_truth, multilabel)
-    hooks.event(
+    install_head(job.model, probe)
+    summary = summarize(probe.val_logits.float().cpu(), val_truth, job.multilabel)
+    job.hooks.event(
         "info",
-        f"linear probe: val_macro_f1 {probe_summary['val_macro_f1']:.4f}",
+        f"linear probe: val_macro_f1 {summary['val_macro_f1']:.4f}",
         type="metrics",
-        data={"epoch": 0, "method": "linear_probe", "l2": probe.l2, **probe_summary},
+        data={"epoch": 0, "method": "linear_probe", "l2": probe.l2, **summary},
     )
-    resolved = hp | {"probe_l2": probe.l2}
+    return probe, summary
+
+
+def _fine_tune(job: _Job, resolved: dict[str, Any], baseline: Baseline | None) -> FineTuneResult:
+    data = job.data
+    train_loader = build_loader(
+        job.train_inputs,
+        data.train_rows,
+        data.targets,
+        job.hp["batch_size"],
+        train=True,
+        device=job.device,
+        seed=job.spec.seed,
+    )
     val_loader = build_loader(
-        val_inputs, data.val_rows, data.val_targets, eval_batch, train=False, device=device
+        job.val_inputs,
+        data.val_rows,
+        data.val_targets,
+        job.eval_batch,
+        train=False,
+        device=job.device,
+    )
+    return fine_tune(
+        job.model,
+        train_loader,
+        val_loader,
+        job.hooks,
+        hp=job.hp,
+        multilabel=job.multilabel,
+        class_weights=job.class_weights,
+        baseline=baseline,
+        checkpoint_dir=job.spec.work_dir / "checkpoint",
+        checkpoint_every_seconds=job.spec.checkpoint_every_seconds,
+        fingerprint=_fingerprint(job.spec, resolved, job.weights_sha256),
     )
 
-    def tune(baseline: Baseline | None) -> FineTuneResult:
-        train_loader = build_loader(
-            train_inputs, data.train_rows, data.targets, hp["batch_size"],
-            train=True, device=device, seed=spec.seed,
-        )  # fmt: skip
-        return fine_tune(
-            model, train_loader, val_loader, hooks,
-            hp=hp, multilabel=multilabel, class_weights=weights, baseline=baseline,
-            checkpoint_dir=spec.work_dir / "checkpoint",
-            checkpoint_every_seconds=spec.checkpoint_every_seconds,
-            fingerprint=_fingerprint(spec, resolved, weights_sha),
-        )  # fmt: skip
 
-    method, reason, tuned = _choose(spec, model, probe, probe_summary, tune)
+def run_training(spec: TrainSpec, hooks: TrainHooks) -> TrainOutcome:
+    """Train spec's job to the end, or raise TrainingStopped when hooks ask it to stop.
+
+    A checkpoint left in spec.work_dir by an earlier (preempted) attempt is resumed.
+    """
+    job = _prepare(spec, hooks)
+    probe, probe_summary = _linear_probe(job)
+    resolved = job.hp | {"probe_l2": probe.l2}
+    method, reason, tuned = choose_method(
+        spec.method, job.model, probe, probe_summary, partial(_fine_tune, job, resolved)
+    )
     hooks.event("info", f"kept {method}: {reason}", data={"method": method, "reason": reason})
     # The kept model's own validation logits: the probe's (the model's head is the probe) or
     # those of the fine-tuned epoch that was kept.
-    if method == "linear_probe" or tuned is None or tuned.best_val is None:
-        val_logits = probe_logits
-    else:
+    if method == "lp_ft" and tuned is not None and tuned.best_val is not None:
         val_logits, val_truth = tuned.best_val
-    metrics, temperature, thresholds = final_report(val_logits, val_truth, labels, multilabel)
+    else:
+        val_logits = probe.val_logits.float().cpu()
+        val_truth = job.data.val_targets[job.data.val_rows]
+    metrics, temperature, thresholds = final_report(
+        val_logits, val_truth, job.labels, job.multilabel
+    )
     metrics |= {
-        "num_train": len(data.train_rows),
-        "num_val": len(data.val_rows),
+        "num_train": len(job.data.train_rows),
+        "num_val": len(job.data.val_rows),
         "linear_probe": probe_summary,
         "epochs": tuned.history if tuned else [],
     }
-    model.eval().to("cpu")
+    job.model.eval().to("cpu")
     return TrainOutcome(
-        model=model,
-        tokenizer=tokenizer,
-        labels=labels,
-        multilabel=multilabel,
+        model=job.model,
+        tokenizer=job.tokenizer,
+        labels=job.labels,
+        multilabel=job.multilabel,
         thresholds=thresholds,
         temperature=temperature,
         metrics=metrics,
         hyperparameters=resolved,
         method=method,
         method_reason=reason,
-        class_weights=weights,
-        preprocessing=preprocessing,
-        backbone_weights_sha256=weights_sha,
+        class_weights=job.class_weights,
+        preprocessing=job.preprocessing,
+        backbone_weights_sha256=job.weights_sha256,
         resumed_from_step=tuned.resumed_from_step if tuned else None,
     )

@@ -45,3 +45,11 @@ def test_ece_of_a_known_case() -> None:
     assert abs(expected_calibration_error(probs, torch.tensor([0, 1])) - 0.4) < 1e-6
     # Perfect confidence and always right: no gap.
     assert expected_calibration_error(torch.eye(2), torch.tensor([0, 1])) == 0.0
+
+
+def test_a_validation_set_without_mistakes_is_not_sharpened() -> None:
+    logits = torch.tensor([[2.0, 0.0], [0.0, 3.0], [1.0, -1.0]])
+    assert fit_temperature(logits, torch.tensor([0, 1, 0])) == 1.0
+    # One mistake bounds the fit: an overconfident model is then softened as usual.
+    wrong = torch.tensor([[8.0, 0.0], [0.0, 9.0], [7.0, -1.0], [9.0, 0.0]])
+    assert fit_temperature(wrong, torch.tensor([0, 1, 0, 1])) > 1.0

@@ -3,6 +3,7 @@ worker process, and the API app (in process, through HTTPX's ASGI transport)."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -56,7 +57,11 @@ class Backend:
         return env
 
     def settings(self, **overrides: Any) -> Settings:
-        values = {k.removeprefix("HONE_").lower(): v for k, v in self.env().items()}
+        # List settings travel as JSON in the environment; the constructor wants them decoded.
+        values = {
+            k.removeprefix("HONE_").lower(): json.loads(v) if v.startswith("[") else v
+            for k, v in self.env().items()
+        }
         values.update(overrides)
         return Settings(**values)
 

@@ -37,7 +37,9 @@ def image_artifact(
     with torch.no_grad():
         # A random head's logits barely move between inputs; spread them so that a mixed-up
         # or mis-preprocessed answer is far outside every tolerance the tests use.
-        model.get_classifier().weight.mul_(_HEAD_GAIN)
+        head = model.get_submodule("classifier")
+        assert isinstance(head, torch.nn.Linear)
+        head.weight.mul_(_HEAD_GAIN)
     data_config = resolve_data_config({}, model=model)
     data_config["input_size"] = [3, IMAGE_SIZE, IMAGE_SIZE]
     config = {
@@ -49,7 +51,9 @@ def image_artifact(
         "multilabel": multilabel,
         "thresholds": thresholds,
         "temperature": temperature,
-        "preprocessing": {k: list(v) if isinstance(v, tuple) else v for k, v in data_config.items()},
+        "preprocessing": {
+            k: list(v) if isinstance(v, tuple) else v for k, v in data_config.items()
+        },
     }
     save_artifact(dest, model, config)
     return dest
@@ -65,7 +69,7 @@ def text_artifact(
     seed: int = 0,
 ) -> Path:
     tokenizer = minilm_tokenizer()
-    hf_config = BertConfig(
+    hf_config = BertConfig(  # type: ignore[call-arg]
         vocab_size=tokenizer.vocab_size,
         hidden_size=32,
         num_hidden_layers=2,
@@ -101,7 +105,7 @@ def image_bytes(seed: int, size: tuple[int, int] = (40, 48), fmt: str = "PNG") -
     return buffer.getvalue()
 
 
-_WORDS = "apple river quiet storm paper violet engine morning silver window garden stone".split()
+_WORDS = ["apple", "river", "quiet", "storm", "paper", "violet", "engine", "morning", "silver"]
 
 
 def texts(count: int) -> list[str]:

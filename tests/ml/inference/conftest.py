@@ -17,7 +17,9 @@ def _with_onnx(artifact_dir: Path) -> Path:
     loaded = load_artifact(artifact_dir)
     predictor = load_predictor(artifact_dir, runtime="torch")
     sample = predictor.preprocess(
-        ["hi", "a longer text with padding"] if predictor.modality == "text" else [image_bytes(0)] * 2
+        ["hi", "a longer text with padding"]
+        if predictor.modality == "text"
+        else [image_bytes(0)] * 2
     )
     export_onnx(loaded.model, sample, artifact_dir / ONNX_FILES["onnx_fp32"])
     quantize_int8(artifact_dir / ONNX_FILES["onnx_fp32"], artifact_dir / ONNX_FILES["onnx_int8"])

@@ -126,13 +126,15 @@ def test_multilabel_format_uses_the_config_thresholds(image_multi_dir: Path) -> 
     predictions = predictor.format(probs, top_k=4)
     for row, prediction in zip(probs, predictions, strict=True):
         assert "label" not in prediction
-        over = {label for label, p, t in zip(predictor.labels, row, thresholds) if p >= t}
+        over = {
+            label for label, p, t in zip(predictor.labels, row, thresholds, strict=True) if p >= t
+        }
         assert set(prediction["labels"]) == over
         assert [s["score"] for s in prediction["scores"]] == sorted(row, reverse=True)
 
 
 def test_undecodable_and_oversized_images_name_the_input(image_dir: Path) -> None:
-    predictor = load_predictor(image_dir, max_image_pixels=50 * 50)
+    predictor = load_predictor(image_dir, max_pixels=50 * 50)
     with pytest.raises(InputError) as corrupt:
         predictor.preprocess([image_bytes(1), b"not an image at all"])
     assert corrupt.value.field == "inputs[1]"
@@ -143,13 +145,13 @@ def test_undecodable_and_oversized_images_name_the_input(image_dir: Path) -> Non
         predictor.preprocess([image_bytes(1), image_bytes(2), image_bytes(3, size=(60, 60))])
     assert big.value.index == 2
     with pytest.raises(InputError, match="bytes"):
-        predictor.preprocess(["a string is not an image"])  # type: ignore[list-item]
+        predictor.preprocess(["a string is not an image"])
 
 
 def test_non_string_text_is_an_input_error(text_dir: Path) -> None:
     predictor = load_predictor(text_dir)
     with pytest.raises(InputError) as error:
-        predictor.preprocess(["fine", 3])  # type: ignore[list-item]
+        predictor.preprocess(["fine", 3])  # type: ignore[arg-type]
     assert error.value.field == "inputs[1]"
 
 

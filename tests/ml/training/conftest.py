@@ -4,7 +4,7 @@ import hashlib
 import io
 import json
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -16,6 +16,8 @@ from PIL import Image
 from ml.backbones.spec import BackboneSpec
 from ml.backbones.testing import TINY_IMAGE_ID, TINY_TEXT_ID, test_catalog_entries
 from ml.datasets.manifest import FORMAT, encode_manifest
+from ml.device import torch_threads
+from ml.training import run
 from ml.training.spec import StopReason, TrainSpec
 
 COLOURS = {"red": (220, 40, 40), "green": (40, 200, 60), "blue": (50, 70, 230)}
@@ -63,23 +65,25 @@ def write_dataset(
     return directory
 
 
-def square_png(colour: tuple[int, int, int], rng: random.Random, size: int = 40) -> bytes:
-    """A coloured square at a random place on grey noise: learnable, never two alike."""
-    background = np.asarray(
+def squares_png(colours: Sequence[tuple[int, int, int]], rng: random.Random) -> bytes:
+    """Coloured squares at random places on grey noise: learnable, never two alike."""
+    size = 40
+    pixels = np.asarray(
         [[[rng.randint(90, 160)] * 3 for _ in range(size)] for _ in range(size)], dtype=np.uint8
     )
-    side = rng.randint(size // 2, size - 4)
-    top, left = rng.randint(0, size - side), rng.randint(0, size - side)
-    background[top : top + side, left : left + side] = colour
+    for colour in colours:
+        side = rng.randint(size // 3, size // 2) if len(colours) > 1 else rng.randint(20, 36)
+        top, left = rng.randint(0, size - side), rng.randint(0, size - side)
+        pixels[top : top + side, left : left + side] = colour
     buffer = io.BytesIO()
-    Image.fromarray(background).save(buffer, format="PNG")
+    Image.fromarray(pixels).save(buffer, format="PNG")
     return buffer.getvalue()
 
 
 def image_rows(per_class: int, seed: int = 0) -> list[tuple[Sequence[str], str | bytes]]:
     rng = random.Random(seed)
     return [
-        ([label], square_png(colour, rng))
+        ([label], squares_png([colour], rng))
         for label, colour in COLOURS.items()
         for _ in range(per_class)
     ]
@@ -94,19 +98,27 @@ def topic_text(topics: Sequence[str], rng: random.Random) -> str:
 
 
 def text_rows(
-    per_class: int, seed: int = 0, counts: dict[str, int] | None = None
+    per_class: int, seed: int = 0, counts: dict[str, int] | None = None, noise: float = 0.0
 ) -> list[tuple[Sequence[str], str | bytes]]:
+    """Texts with two keywords of their topic; `noise` of them get a random label instead."""
     rng = random.Random(seed)
     counts = counts or {topic: per_class for topic in TOPICS}
-    return [([t], topic_text([t], rng)) for t, n in counts.items() for _ in range(n)]
+    rows: list[tuple[Sequence[str], str | bytes]] = []
+    for topic, n in counts.items():
+        for _ in range(n):
+            label = rng.choice(list(TOPICS)) if rng.random() < noise else topic
+            rows.append(([label], topic_text([topic], rng)))
+    return rows
 
 
-def multilabel_rows(n: int, seed: int = 0) -> list[tuple[Sequence[str], str | bytes]]:
+def multilabel_image_rows(n: int, seed: int = 0) -> list[tuple[Sequence[str], str | bytes]]:
+    """Each image shows one or two of the colours; its labels are the colours it shows."""
     rng = random.Random(seed)
     rows: list[tuple[Sequence[str], str | bytes]] = []
     for _ in range(n):
-        chosen = [t for t in TOPICS if rng.random() < 0.4] or [rng.choice(list(TOPICS))]
-        rows.append((chosen, topic_text(chosen, rng)))
+        chosen = [c for c in COLOURS if rng.random() < 0.4] or [rng.choice(list(COLOURS))]
+        chosen = chosen[:2]
+        rows.append((chosen, squares_png([COLOURS[c] for c in chosen], rng)))
     return rows
 
 
@@ -172,16 +184,14 @@ MakeSpec = Callable[..., TrainSpec]
 
 
 @pytest.fixture
-def make_spec(
-    tmp_path: Path, backbones: dict[str, BackboneSpec], shared_cache: Path
-) -> MakeSpec:
+def make_spec(tmp_path: Path, backbones: dict[str, BackboneSpec], shared_cache: Path) -> MakeSpec:
     """TrainSpec for a dataset with small, fast defaults; keywords override any field."""
 
-    def make(dataset_dir: Path, modality: str = "image", **overrides: Any) -> TrainSpec:
-        hp = {"image_size": 32, "batch_size": 16} if modality == "image" else {"batch_size": 16}
+    def make(dataset_dir: Path, backbone: str = "image", **overrides: Any) -> TrainSpec:
+        hp = {"image_size": 32, "batch_size": 16} if backbone == "image" else {"batch_size": 16}
         values: dict[str, Any] = {
             "dataset_dir": dataset_dir,
-            "backbone": backbones[modality],
+            "backbone": backbones[backbone],
             "work_dir": tmp_path / "job",
             "cache_dir": shared_cache,
             "hyperparameters": hp,
@@ -191,3 +201,12 @@ def make_spec(
         return TrainSpec(**values)
 
     return make
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Tiny models gain nothing from a second thread, and on a loaded machine every parallel
+    region waits for a descheduled thread; one thread keeps these tests' timing stable."""
+    monkeypatch.setattr(run, "configure_threads", lambda: 1)
+    with torch_threads(1):
+        yield

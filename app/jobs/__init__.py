@@ -1,0 +1,1 @@
+"""Fine-tuning jobs: creating, listing, cancelling, and their event log."""

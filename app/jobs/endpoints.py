@@ -1,0 +1,129 @@
+"""HTTP handlers for /v1/jobs: translate requests to service calls and back."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from sqlalchemy.orm import Session
+
+from app.db import commit
+from app.deps import ProjectDep, SessionDep, SettingsDep
+from app.errors import PROBLEM_RESPONSES
+from app.jobs import repository, service
+from app.jobs.schemas import EventList, EventRead, JobCreate, JobList, JobRead
+from app.jobs.states import JobStatus
+from app.jobs.stream import event_stream
+from app.models import Job, Project
+from app.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from app.registry.repository import version_refs
+
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=PROBLEM_RESPONSES)
+
+SSE = "text/event-stream"
+_EVENTS_DOC: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "A list of events, newest first; or, with `Accept: text/event-stream`, "
+        "a live stream of them oldest first (resume with `Last-Event-ID`), ending with an "
+        "`end` event once the job has finished.",
+        "content": {SSE: {"schema": {"type": "string"}}},
+    }
+}
+
+
+def _read(session: Session, row: Job) -> JobRead:
+    refs = version_refs(session, [row.model_version_id] if row.model_version_id else [])
+    return JobRead.of(row, refs.get(row.model_version_id or ""))
+
+
+@router.post("", status_code=201, response_model=JobRead, summary="Create a fine-tuning job")
+def create_job(
+    body: JobCreate,
+    request: Request,
+    project: ProjectDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+) -> JSONResponse:
+    row = service.existing_for_key(session, project, idempotency_key, body)
+    if row is None:
+        row = service.create(
+            session,
+            project,
+            body,
+            catalog=request.app.state.catalog,
+            settings=settings,
+            queue=request.app.state.queue,
+            idempotency_key=idempotency_key,
+        )
+        commit(session)
+    return JSONResponse(_read(session, row).model_dump(mode="json"), status_code=201)
+
+
+@router.get("", response_model=JobList, summary="List jobs, newest first")
+def list_jobs(
+    project: ProjectDep,
+    session: SessionDep,
+    status: JobStatus | None = None,
+    model_name: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+    after: str | None = None,
+) -> JobList:
+    rows, has_more = repository.list_page(
+        session, project.id, status=status, model_name=model_name, limit=limit, after=after
+    )
+    refs = version_refs(session, [r.model_version_id for r in rows if r.model_version_id])
+    data = [JobRead.of(r, refs.get(r.model_version_id or "")) for r in rows]
+    return JobList(data=data, has_more=has_more)
+
+
+@router.get("/{job_id}", response_model=JobRead, summary="Get a job")
+def get_job(job_id: str, project: ProjectDep, session: SessionDep) -> JobRead:
+    return _read(session, service.get(session, project, job_id))
+
+
+@router.post("/{job_id}/cancel", response_model=JobRead, summary="Cancel a job")
+def cancel_job(
+    job_id: str, project: ProjectDep, session: SessionDep, settings: SettingsDep
+) -> JobRead:
+    row = service.cancel(session, project, job_id, settings)
+    commit(session)
+    return _read(session, row)
+
+
+def _events_page(
+    session: Session, project: Project, job_id: str, limit: int, after: int | None
+) -> EventList:
+    service.get(session, project, job_id)
+    rows, has_more = repository.events_page(session, job_id, limit=limit, after=after)
+    return EventList(data=[EventRead.of(r) for r in rows], has_more=has_more)
+
+
+@router.get(
+    "/{job_id}/events",
+    response_model=EventList,
+    responses=_EVENTS_DOC,
+    summary="List a job's events, or stream them live (Accept: text/event-stream)",
+)
+async def job_events(
+    job_id: str,
+    request: Request,
+    project: ProjectDep,
+    session: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+    after: Annotated[int | None, Query(ge=0, description="an event id")] = None,
+    accept: Annotated[str, Header()] = "application/json",
+    last_event_id: Annotated[int | None, Header(alias="Last-Event-ID", ge=0)] = None,
+) -> Response:
+    if SSE not in accept:
+        page = await run_in_threadpool(_events_page, session, project, job_id, limit, after)
+        return JSONResponse(page.model_dump(mode="json"))
+    await run_in_threadpool(service.get, session, project, job_id)
+    start = last_event_id if last_event_id is not None else after or 0
+    frames = event_stream(
+        request.app.state.session_factory, job_id, start, request.is_disconnected
+    )
+    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    return StreamingResponse(frames, media_type=SSE, headers=headers)

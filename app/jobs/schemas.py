@@ -1,0 +1,125 @@
+"""API shapes of fine-tuning jobs and their events (separate from the ORM rows)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.datasets.schemas import ErrorInfo
+from app.jobs.states import JobStatus
+from app.models import Job, JobEvent
+
+MODEL_NAME_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9._-]{0,99}$"
+Method = Literal["auto", "linear_probe", "full"]
+# Smart-mode union: 3 stays an int, 3.0 a float, true a bool; "auto" (or a typo) a string,
+# which validate_hyperparameters then judges with a helpful message.
+HyperValue = bool | int | float | str
+
+
+class JobCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    dataset_id: str = Field(max_length=40)
+    backbone: str = Field(max_length=200, description="An id from GET /v1/backbones.")
+    model_name: Annotated[str, Field(pattern=MODEL_NAME_PATTERN)]
+    method: Method = "auto"
+    validation_dataset_id: str | None = Field(default=None, max_length=40)
+    validation_split: float | None = Field(
+        default=None, ge=0.05, le=0.5, description="Held-out fraction; default chosen by size."
+    )
+    hyperparameters: dict[str, HyperValue] = Field(default_factory=dict)
+    seed: int = Field(default=0, ge=0, le=2**31 - 1)
+
+
+class Progress(BaseModel):
+    epoch: int = 0
+    epochs: int | None = None
+    step: int = 0
+    total_steps: int | None = None
+    eta_seconds: float | None = None
+
+
+class ModelVersionRef(BaseModel):
+    name: str
+    version: int
+
+
+class JobRead(BaseModel):
+    id: str
+    object: Literal["fine_tuning.job"] = "fine_tuning.job"
+    status: JobStatus
+    dataset_id: str
+    validation_dataset_id: str | None
+    backbone: str
+    model_name: str
+    method: Method
+    hyperparameters: dict[str, Any]
+    seed: int
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    progress: Progress
+    metrics: dict[str, Any]
+    model_version: ModelVersionRef | None
+    error: ErrorInfo | None
+
+    @classmethod
+    def of(cls, row: Job, version: tuple[str, int] | None) -> JobRead:
+        error = None
+        if row.error_code:
+            error = ErrorInfo(code=row.error_code, message=row.error_message or "")
+        return cls(
+            id=row.id,
+            status=row.status,
+            dataset_id=row.dataset_id,
+            validation_dataset_id=row.validation_dataset_id,
+            backbone=row.backbone,
+            model_name=row.model_name,
+            method=row.method,
+            hyperparameters=row.hyperparameters or row.requested_hyperparameters,
+            seed=row.seed,
+            created_at=row.created_at,
+            started_at=row.started_at,
+            finished_at=row.finished_at,
+            progress=Progress.model_validate(row.progress or {}),
+            metrics=row.metrics,
+            model_version=ModelVersionRef(name=version[0], version=version[1])
+            if version
+            else None,
+            error=error,
+        )
+
+
+class JobList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[JobRead]
+    has_more: bool
+
+
+class EventRead(BaseModel):
+    id: int
+    object: Literal["fine_tuning.job.event"] = "fine_tuning.job.event"
+    created_at: datetime
+    level: Literal["info", "warn", "error"]
+    type: Literal["message", "metrics"]
+    message: str
+    data: dict[str, Any] | None
+
+    @classmethod
+    def of(cls, row: JobEvent) -> EventRead:
+        return cls(
+            id=row.id,
+            created_at=row.created_at,
+            level=row.level,
+            type=row.type,
+            message=row.message,
+            data=row.data,
+        )
+
+
+class EventList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[EventRead]
+    has_more: bool

@@ -1,0 +1,1 @@
+"""The model registry: named models, numbered versions, aliases, and version resolution."""

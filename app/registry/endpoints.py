@@ -1,0 +1,117 @@
+"""HTTP handlers for /v1/models: models, versions, aliases."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query, Request
+
+from app.db import after_commit, commit
+from app.deps import ProjectDep, SessionDep
+from app.errors import PROBLEM_RESPONSES
+from app.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from app.registry import repository, service
+from app.registry.schemas import (
+    ALIAS_PATTERN,
+    AliasDeleted,
+    AliasRead,
+    AliasSet,
+    ModelDetail,
+    ModelList,
+    ModelRead,
+    VersionDeleted,
+    VersionRead,
+    VersionSummary,
+)
+
+log = logging.getLogger("hone.api.registry")
+
+router = APIRouter(prefix="/v1/models", tags=["models"], responses=PROBLEM_RESPONSES)
+
+AliasPath = Annotated[str, Path(pattern=ALIAS_PATTERN)]
+VersionPath = Annotated[int, Path(ge=1)]
+
+
+@router.get("", response_model=ModelList, summary="List models, newest first")
+def list_models(
+    project: ProjectDep,
+    session: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+    after: Annotated[str | None, Query(description="a model name from the previous page")] = None,
+) -> ModelList:
+    rows, has_more, latest, aliases = service.list_models(
+        session, project.id, limit=limit, after=after
+    )
+    data = [ModelRead.of(r, latest.get(r.id), aliases.get(r.id, {})) for r in rows]
+    return ModelList(data=data, has_more=has_more)
+
+
+@router.get("/{name}", response_model=ModelDetail, summary="Get a model and its versions")
+def get_model(name: str, project: ProjectDep, session: SessionDep) -> ModelDetail:
+    model = service.get_model(session, project.id, name)
+    latest = repository.latest_ready_numbers(session, [model.id]).get(model.id)
+    aliases = repository.aliases_of(session, [model.id]).get(model.id, {})
+    versions = [VersionSummary.of(v) for v in repository.versions_of(session, model.id)]
+    return ModelDetail(**ModelRead.of(model, latest, aliases).model_dump(), versions=versions)
+
+
+@router.get(
+    "/{name}/versions/{version}", response_model=VersionRead, summary="Get a model version"
+)
+def get_version(
+    name: str, version: VersionPath, project: ProjectDep, session: SessionDep
+) -> VersionRead:
+    return VersionRead.of(*service.get_version(session, project.id, name, version))
+
+
+@router.delete(
+    "/{name}/versions/{version}",
+    response_model=VersionDeleted,
+    summary="Delete a model version, its artifact and the aliases that point at it",
+)
+def delete_version(
+    name: str, version: VersionPath, request: Request, project: ProjectDep, session: SessionDep
+) -> VersionDeleted:
+    row, aliases = service.delete_version(session, project.id, name, version)
+    path, version_id = service.artifact_path(row), row.id
+
+    def _forget() -> None:
+        shutil.rmtree(path, ignore_errors=True)
+        _evict(request, version_id)
+
+    after_commit(session, _forget)
+    commit(session)
+    return VersionDeleted(name=name, version=version, aliases_removed=aliases)
+
+
+def _evict(request: Request, version_id: str) -> None:
+    """Drop the version from this API process's model cache, when there is one."""
+    cache: Any = getattr(request.app.state, "model_cache", None)
+    evict = getattr(cache, "evict", None)
+    if callable(evict):
+        try:
+            evict(version_id)
+        except Exception:  # the deletion has committed; a cache hiccup must not turn it into 500
+            log.exception("could not evict a deleted version", extra={"version_id": version_id})
+
+
+@router.put(
+    "/{name}/aliases/{alias}", response_model=AliasRead, summary="Point an alias at a version"
+)
+def set_alias(
+    name: str, alias: AliasPath, body: AliasSet, project: ProjectDep, session: SessionDep
+) -> AliasRead:
+    row = service.set_alias(session, project.id, name, alias, body.version)
+    commit(session)
+    return AliasRead(name=name, alias=alias, version=row.version)
+
+
+@router.delete("/{name}/aliases/{alias}", response_model=AliasDeleted, summary="Remove an alias")
+def delete_alias(
+    name: str, alias: AliasPath, project: ProjectDep, session: SessionDep
+) -> AliasDeleted:
+    service.delete_alias(session, project.id, name, alias)
+    commit(session)
+    return AliasDeleted(name=name, alias=alias)

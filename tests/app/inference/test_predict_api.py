@@ -1,0 +1,219 @@
+"""Prediction through a real uvicorn server: correctness under concurrency, calibrated
+probabilities equal to the trained model's, version resolution and every bad input."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from ml.artifacts import load_artifact
+from tests.app.inference.conftest import Trained
+from tests.conftest import Stack
+from tests.factories.uploads import image_bytes, tweets
+from tests.support.api_process import ApiProcess
+
+
+def _texts(n: int) -> list[str]:
+    return [text for text, _ in tweets(n)]
+
+
+def _images(n: int) -> list[bytes]:
+    return [image_bytes(seed=1000 + i, size=(24 + i % 9, 24 + i % 7)) for i in range(n)]
+
+
+def _b64(data: bytes) -> dict[str, str]:
+    return {"image_base64": base64.b64encode(data).decode()}
+
+
+def _headers(stack: Stack, key: str | None = None) -> dict[str, str]:
+    return stack.headers(key)
+
+
+def _same(a: dict[str, Any], b: dict[str, Any]) -> None:
+    """Same probabilities for every label; same top label unless the top two tie."""
+    pa = {s["label"]: s["score"] for s in a["scores"]}
+    pb = {s["label"]: s["score"] for s in b["scores"]}
+    assert pa.keys() == pb.keys()
+    np.testing.assert_allclose([pa[k] for k in pa], [pb[k] for k in pa], atol=1e-4)
+    top = sorted(pb.values(), reverse=True)
+    if top[0] - top[1] > 1e-3:
+        assert a["label"] == b["label"]
+
+
+def _concurrent(
+    server: ApiProcess, stack: Stack, path: str, bodies: list[dict[str, Any]]
+) -> list[httpx.Response]:
+    async def run() -> list[httpx.Response]:
+        limits = httpx.Limits(max_connections=64)
+        async with httpx.AsyncClient(base_url=server.url, timeout=60, limits=limits) as client:
+            return await asyncio.gather(
+                *(client.post(path, json=b, headers=_headers(stack)) for b in bodies)
+            )
+
+    return asyncio.run(run())
+
+
+@pytest.mark.parametrize("kind", ["text", "image"])
+def test_64_concurrent_requests_get_their_own_answers(
+    kind: str, stack: Stack, api_server: ApiProcess, image_model: Trained, text_model: Trained
+) -> None:
+    model = text_model if kind == "text" else image_model
+    inputs: list[Any] = _texts(64) if kind == "text" else [_b64(b) for b in _images(64)]
+    path = f"/v1/models/{model.name}/predict"
+    sequential = []
+    for item in inputs:
+        resp = httpx.post(
+            api_server.url + path,
+            json={"inputs": [item], "top_k": 1000},
+            headers=_headers(stack),
+            timeout=60,
+        )
+        assert resp.status_code == 200, resp.text
+        sequential.append(resp.json()["predictions"][0])
+    responses = _concurrent(
+        api_server, stack, path, [{"inputs": [item], "top_k": 1000} for item in inputs]
+    )
+    assert all(r.status_code == 200 for r in responses), [r.text for r in responses][:3]
+    for resp, expected in zip(responses, sequential, strict=True):
+        _same(resp.json()["predictions"][0], expected)
+    # One request with many inputs answers in input order.
+    batch = httpx.post(
+        api_server.url + path,
+        json={"inputs": inputs[:16], "top_k": 1000},
+        headers=_headers(stack),
+        timeout=60,
+    ).json()["predictions"]
+    for got, expected in zip(batch, sequential[:16], strict=True):
+        _same(got, expected)
+    assert len({p["label"] for p in sequential}) >= 1
+    metrics = httpx.get(api_server.url + "/metrics").text
+    assert "hone_predict_batch_size_bucket" in metrics
+
+
+def test_served_probabilities_are_the_trained_models_calibrated_ones(
+    stack: Stack, api_server: ApiProcess, text_model: Trained, image_model: Trained
+) -> None:
+    for model, inputs in ((text_model, _texts(6)), (image_model, _images(6))):
+        artifact = load_artifact(model.artifact_dir(stack))
+        labels = artifact.config["labels"]
+        temperature = float(artifact.config["temperature"])
+        if model is text_model:
+            enc = artifact.tokenizer(
+                inputs,
+                padding=True,
+                truncation=True,  # type: ignore[misc]
+                max_length=artifact.config["preprocessing"]["max_length"],
+                return_tensors="pt",
+            )
+            with torch.inference_mode():
+                logits = artifact.model(**enc).logits
+            body: dict[str, Any] = {"inputs": inputs, "top_k": len(labels)}
+        else:
+            from ml.inference.images import ImagePreprocessor
+
+            batch = ImagePreprocessor(artifact.config["preprocessing"])(inputs)
+            with torch.inference_mode():
+                logits = artifact.model(torch.from_numpy(batch["pixel_values"]))
+            body = {"inputs": [_b64(b) for b in inputs], "top_k": len(labels)}
+        expected = torch.softmax(logits / temperature, dim=-1).numpy()
+        resp = httpx.post(
+            f"{api_server.url}/v1/models/{model.name}/predict",
+            json=body,
+            headers=_headers(stack),
+            timeout=60,
+        )
+        assert resp.status_code == 200, resp.text
+        for row, probs in zip(resp.json()["predictions"], expected, strict=True):
+            served = {s["label"]: s["score"] for s in row["scores"]}
+            np.testing.assert_allclose([served[label] for label in labels], probs, atol=2e-3)
+            assert row["label"] == labels[int(np.argmax(probs))]
+            assert row["score"] == pytest.approx(float(probs.max()), abs=2e-3)
+
+
+def test_multipart_images_and_timing_headers(
+    stack: Stack, api_server: ApiProcess, image_model: Trained
+) -> None:
+    files = [("file", (f"{i}.png", data, "image/png")) for i, data in enumerate(_images(3))]
+    resp = httpx.post(
+        f"{api_server.url}/v1/models/{image_model.name}/predict",
+        files=files,
+        data={"top_k": "2"},
+        headers=_headers(stack),
+        timeout=60,
+    )
+    assert resp.status_code == 200, resp.text
+    body = resp.json()
+    assert body["model"] == {"name": image_model.name, "version": image_model.version}
+    assert len(body["predictions"]) == 3
+    assert all(len(p["scores"]) == 2 for p in body["predictions"])
+    assert float(resp.headers["x-inference-time-ms"]) > 0
+    assert int(resp.headers["x-batch-size"]) >= 1
+
+
+def _problem(resp: httpx.Response, status: int, code: str | None = None) -> dict[str, Any]:
+    assert resp.status_code == status, resp.text
+    assert resp.headers["content-type"].startswith("application/problem+json")
+    body = resp.json()
+    if code:
+        assert body["code"] == code, body
+    return body
+
+
+def test_bad_inputs_are_clear_4xx(
+    stack: Stack, api_server: ApiProcess, text_model: Trained, image_model: Trained
+) -> None:
+    text = f"{api_server.url}/v1/models/{text_model.name}/predict"
+    image = f"{api_server.url}/v1/models/{image_model.name}/predict"
+    h = _headers(stack)
+    cases = [
+        (image, {"inputs": ["a text to an image model"]}, 422, "wrong_input_kind"),
+        (text, {"inputs": [_b64(_images(1)[0])]}, 422, "wrong_input_kind"),
+        (text, {"inputs": []}, 422, "invalid_input"),
+        (text, {"inputs": ["x"] * 65}, 422, "too_many_inputs"),
+        (text, {"inputs": ["x" * 20_001]}, 422, "text_too_long"),
+        (text, {"inputs": ["ok"], "top_k": 0}, 422, "invalid_input"),
+        (text, {"inputs": "not a list"}, 422, "invalid_input"),
+        (image, {"inputs": [{"image_base64": "%%%"}]}, 422, "invalid_input"),
+        (image, {"inputs": [_b64(b"not an image at all")]}, 422, "invalid_input"),
+    ]
+    for url, body, status, code in cases:
+        _problem(httpx.post(url, json=body, headers=h, timeout=30), status, code)
+    big = Image.new("L", (10_000, 10_000))
+    buf = io.BytesIO()
+    big.save(buf, format="PNG")
+    _problem(
+        httpx.post(image, json={"inputs": [_b64(buf.getvalue())]}, headers=h, timeout=30),
+        422,
+        "invalid_input",
+    )
+    _problem(httpx.post(text, content=b"plain", headers={**h, "content-type": "text/plain"}), 415)
+
+
+def test_version_resolution_and_isolation(
+    stack: Stack, api_server: ApiProcess, text_model: Trained
+) -> None:
+    h = _headers(stack)
+    url = f"{api_server.url}/v1/models/{text_model.name}/predict"
+    body = {"inputs": ["good morning"]}
+    assert httpx.post(url, json=body, headers=h).json()["model"]["version"] == text_model.version
+    got = httpx.post(url + f"?version={text_model.version}", json=body, headers=h)
+    assert got.json()["model"]["version"] == text_model.version
+    _problem(httpx.post(url + "?version=999", json=body, headers=h), 404)
+    _problem(httpx.post(url + "?alias=nope", json=body, headers=h), 404, "alias_not_found")
+    _problem(
+        httpx.post(f"{api_server.url}/v1/models/nope/predict", json=body, headers=h),
+        404,
+        "model_not_found",
+    )
+    _problem(
+        httpx.post(url, json=body, headers=_headers(stack, stack.key_b)), 404, "model_not_found"
+    )
+    _problem(httpx.post(url, json=body), 401)

@@ -1,0 +1,245 @@
+"""The engine end to end on tiny random backbones and tiny learnable datasets (CPU, seconds)."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from ml.artifacts import load_artifact, save_artifact
+from ml.training import images
+from ml.training.run import run_training
+from tests.ml.training.conftest import (
+    MakeSpec,
+    Recorder,
+    image_rows,
+    multilabel_image_rows,
+    text_rows,
+    write_dataset,
+)
+
+METRIC_KEYS = {"epoch", "train_loss", "val_loss", "val_accuracy", "val_macro_f1"}
+
+
+def test_linear_probe_learns_images(image_dataset: Path, make_spec: MakeSpec) -> None:
+    hooks = Recorder()
+    outcome = run_training(make_spec(image_dataset, method="linear_probe"), hooks)
+
+    assert outcome.method == "linear_probe"
+    assert outcome.metrics["accuracy"] >= 0.9  # chance is 1/3
+    assert outcome.metrics["num_train"] + outcome.metrics["num_val"] == 60
+    assert outcome.labels == ["blue", "green", "red"]
+    assert len(outcome.metrics["confusion_matrix"]) == 3
+    assert set(outcome.metrics["per_label"]) == {"blue", "green", "red"}
+    assert outcome.hyperparameters["image_size"] == 32
+    assert outcome.hyperparameters["probe_l2"] > 0
+    assert outcome.preprocessing["input_size"] == [3, 32, 32]
+    assert outcome.resumed_from_step is None
+    assert not outcome.model.training
+    assert hooks.of("info")[-1]["data"]["method"] == "linear_probe"
+    json.dumps(outcome.metrics)  # stored in the registry as JSON
+
+
+def test_full_fine_tune_learns_images_and_reports_each_epoch(
+    image_dataset: Path, make_spec: MakeSpec
+) -> None:
+    hooks = Recorder()
+    spec = make_spec(
+        image_dataset,
+        method="full",
+        hyperparameters={
+            "image_size": 32,
+            "batch_size": 16,
+            "epochs": 3,
+        },
+    )
+    outcome = run_training(spec, hooks)
+
+    assert outcome.method == "lp_ft"
+    assert "LP-FT" in outcome.method_reason
+    assert outcome.metrics["accuracy"] >= 0.9
+    epochs = [e for e in hooks.of(type="metrics") if e["data"].get("method") != "linear_probe"]
+    assert [e["data"]["epoch"] for e in epochs] == [1, 2, 3]
+    assert all(set(e["data"]) >= METRIC_KEYS for e in epochs)
+    assert hooks.progress_calls, "progress is reported at least at every epoch end"
+    last = hooks.progress_calls[-1]
+    assert last["epochs"] == 3 and last["total_steps"] == 3 * (48 // 16)
+    assert last["eta_seconds"] is not None
+    assert (spec.work_dir / "checkpoint").is_dir()
+
+
+def test_full_fine_tune_learns_text(text_dataset: Path, make_spec: MakeSpec) -> None:
+    spec = make_spec(text_dataset, "text", method="full")
+    outcome = run_training(spec, Recorder())
+    assert outcome.method == "lp_ft"
+    assert outcome.metrics["accuracy"] >= 0.9
+    assert outcome.tokenizer is not None
+    assert outcome.model.config.id2label == {0: "food", 1: "sport", 2: "tech"}  # type: ignore[union-attr]
+
+
+@pytest.fixture(scope="module")
+def noisy_text_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """15% of the labels are random: the probe cannot be perfect, so auto has to decide."""
+    rows = text_rows(30, noise=0.15)
+    return write_dataset(tmp_path_factory.mktemp("ds"), "text_classification", rows)
+
+
+def test_auto_is_never_worse_than_the_probe_on_validation(
+    noisy_text_dataset: Path, make_spec: MakeSpec
+) -> None:
+    hooks = Recorder()
+    outcome = run_training(make_spec(noisy_text_dataset, "text"), hooks)
+
+    probe = outcome.metrics["linear_probe"]
+    assert probe["val_macro_f1"] < 1.0
+    assert outcome.metrics["epochs"], "fine-tuning ran"
+    assert outcome.metrics["macro_f1"] >= probe["val_macro_f1"]
+    assert outcome.method in {"linear_probe", "lp_ft"}
+    assert hooks.of("info")[-1]["data"] == {
+        "method": outcome.method,
+        "reason": outcome.method_reason,
+    }
+
+
+def test_auto_keeps_the_probe_when_fine_tuning_does_not_beat_it(
+    noisy_text_dataset: Path, make_spec: MakeSpec
+) -> None:
+    hooks = Recorder()
+    # A learning rate this high wrecks the pretrained weights within an epoch.
+    hp = {"batch_size": 16, "learning_rate": 0.5, "patience": 2}
+    outcome = run_training(make_spec(noisy_text_dataset, "text", hyperparameters=hp), hooks)
+
+    assert outcome.method == "linear_probe"
+    assert "did not beat the linear probe" in outcome.method_reason
+    assert outcome.metrics["macro_f1"] == pytest.approx(
+        outcome.metrics["linear_probe"]["val_macro_f1"]
+    )
+    assert any("early stop" in e["message"] for e in hooks.of("warn"))
+    assert len(outcome.metrics["epochs"]) == 2
+
+
+def test_auto_skips_fine_tuning_when_the_probe_is_perfect(
+    image_dataset: Path, make_spec: MakeSpec
+) -> None:
+    outcome = run_training(make_spec(image_dataset), Recorder())
+    assert outcome.metrics["linear_probe"]["val_macro_f1"] == 1.0
+    assert outcome.method == "linear_probe"
+    assert "already perfect" in outcome.method_reason
+    assert outcome.metrics["epochs"] == []
+
+
+@pytest.fixture(scope="module")
+def multilabel_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    rows = multilabel_image_rows(120)
+    return write_dataset(
+        tmp_path_factory.mktemp("ds"), "image_classification", rows, multilabel=True
+    )
+
+
+@pytest.mark.parametrize("method", ["linear_probe", "full"])
+def test_multilabel_learns_per_label_thresholds(
+    method: str, multilabel_dataset: Path, make_spec: MakeSpec
+) -> None:
+    hp = {"image_size": 32, "batch_size": 16, "epochs": 2}
+    outcome = run_training(
+        make_spec(multilabel_dataset, method=method, hyperparameters=hp), Recorder()
+    )
+
+    assert outcome.multilabel
+    assert outcome.method == ("linear_probe" if method == "linear_probe" else "lp_ft")
+    assert outcome.thresholds is not None and len(outcome.thresholds) == 3
+    assert all(0.0 < t < 1.0 for t in outcome.thresholds)
+    assert outcome.metrics["macro_f1"] >= 0.8
+    assert {"micro_f1", "subset_accuracy"} <= set(outcome.metrics)
+    assert "confusion_matrix" not in outcome.metrics
+
+
+def test_imbalanced_labels_are_weighted_and_warned(tmp_path: Path, make_spec: MakeSpec) -> None:
+    rows = text_rows(0, counts={"food": 60, "sport": 15, "tech": 15})
+    dataset = write_dataset(tmp_path, "text_classification", rows)
+    hooks = Recorder()
+    outcome = run_training(make_spec(dataset, "text", method="linear_probe"), hooks)
+
+    assert outcome.metrics["accuracy"] >= 0.8
+    assert outcome.class_weights is not None
+    food, sport, tech = outcome.class_weights
+    assert sport == pytest.approx(tech) and sport > 3 * food
+    warned = [e for e in hooks.of("warn") if "imbalanced" in e["message"]]
+    assert warned and warned[0]["data"]["class_weights"]["food"] == pytest.approx(food)
+
+
+def test_a_given_validation_dataset_replaces_the_split(
+    tmp_path: Path, image_dataset: Path, make_spec: MakeSpec
+) -> None:
+    validation = write_dataset(tmp_path, "image_classification", image_rows(2, seed=9))
+    hooks = Recorder()
+    outcome = run_training(
+        make_spec(image_dataset, method="linear_probe", validation_dataset_dir=validation), hooks
+    )
+    assert outcome.metrics["num_train"] == 60
+    assert outcome.metrics["num_val"] == 6
+    assert any("only 6 examples" in e["message"] for e in hooks.of("warn"))
+
+
+def test_decoded_images_and_features_are_reused_by_the_next_job(
+    tmp_path: Path, make_spec: MakeSpec, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dataset = write_dataset(tmp_path, "image_classification", image_rows(5, seed=4))
+    first = Recorder()
+    run_training(make_spec(dataset, method="linear_probe"), first)
+    assert any("computing frozen features" in e["message"] for e in first.events)
+
+    def no_decoding(*args: object) -> None:
+        raise AssertionError("an image was decoded again")
+
+    monkeypatch.setattr(images, "_decode", no_decoding)
+    second = Recorder()
+    run_training(make_spec(dataset, method="linear_probe"), second)
+    assert not any("computing frozen features" in e["message"] for e in second.events)
+
+
+@pytest.mark.parametrize("backbone", ["image", "text"])
+def test_outcome_round_trips_through_an_artifact(
+    backbone: str,
+    image_dataset: Path,
+    text_dataset: Path,
+    tmp_path: Path,
+    make_spec: MakeSpec,
+) -> None:
+    dataset = image_dataset if backbone == "image" else text_dataset
+    spec = make_spec(dataset, backbone, method="linear_probe")
+    outcome = run_training(spec, Recorder())
+    config = outcome.artifact_config(spec.backbone, {"torch": torch.__version__})
+    save_artifact(tmp_path / "model", outcome.model, config, outcome.tokenizer)
+
+    loaded = load_artifact(tmp_path / "model")
+    assert loaded.config["labels"] == outcome.labels
+    assert loaded.config["temperature"] == outcome.temperature
+    assert loaded.config["method"] == "linear_probe"
+    assert loaded.config["backbone"]["weights_sha256"] == outcome.backbone_weights_sha256
+    if backbone == "image":
+        assert loaded.config["preprocessing"]["input_size"] == [3, 32, 32]
+        batch: dict[str, torch.Tensor] = {"x": torch.randn(4, 3, 32, 32)}
+        run = lambda model: model(batch["x"])  # noqa: E731
+    else:
+        assert loaded.config["preprocessing"] == {"max_length": 32}
+        assert loaded.tokenizer is not None
+        batch = dict(
+            loaded.tokenizer(["pizza today", "tennis match"], padding=True, return_tensors="pt")
+        )
+        run = lambda model: model(**batch).logits  # noqa: E731
+    with torch.no_grad():
+        assert torch.equal(run(outcome.model), run(loaded.model))
+
+
+def test_max_length_is_capped_at_what_the_backbone_reads(
+    text_dataset: Path, make_spec: MakeSpec
+) -> None:
+    hooks = Recorder()
+    hp = {"batch_size": 16, "max_length": 512}  # the tiny BERT has 64 positions
+    outcome = run_training(
+        make_spec(text_dataset, "text", method="linear_probe", hyperparameters=hp), hooks
+    )
+    assert outcome.preprocessing == {"max_length": 64}
+    assert outcome.hyperparameters["max_length"] == 64
+    assert any("max_length 512" in e["message"] for e in hooks.of("warn"))

@@ -1,0 +1,58 @@
+"""The heartbeat thread: renews a running attempt's lease and brings back the cancel flag.
+
+Training asks "should I stop?" after every step; the answer must be a memory read, so the
+database is read here, every lease/3 seconds, and the result kept in two flags.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.db import transaction
+from workers import leases
+
+log = logging.getLogger("hone.worker.heartbeat")
+
+
+class Heartbeat:
+    def __init__(
+        self, sessions: sessionmaker[Session], job_id: str, owner: str, lease_seconds: float
+    ) -> None:
+        self._sessions, self.job_id, self.owner = sessions, job_id, owner
+        self.lease_seconds = lease_seconds
+        self.cancel_requested = False
+        self.lost = False  # another attempt owns the job now: stop without touching it
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, name=f"heartbeat-{job_id}", daemon=True
+        )
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=self.lease_seconds)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.lease_seconds / 3):
+            self.beat()
+
+    def beat(self) -> None:
+        try:
+            with transaction(self._sessions) as session:
+                state = leases.renew(session, self.job_id, self.owner, self.lease_seconds)
+        except Exception:
+            # A database hiccup: keep training; the lease has two more beats before it expires.
+            log.warning("heartbeat failed", extra={"job_id": self.job_id}, exc_info=True)
+            return
+        if state is None:
+            if not self.lost:
+                log.warning("lease lost; stopping", extra={"job_id": self.job_id})
+            self.lost = True
+        else:
+            self.cancel_requested = state

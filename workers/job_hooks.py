@@ -1,0 +1,106 @@
+"""The training engine's link to the job row (ml.training.spec.TrainHooks for one attempt).
+
+Events are written as they come; progress is kept in memory and written at most once per
+`progress_interval` (the engine may report every step). Both are best effort: losing a
+progress row to a database hiccup must not fail an hour-long job.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any, Literal
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.db import transaction
+from app.jobs import repository
+from ml.training.spec import StopReason
+from workers import leases
+from workers.heartbeat import Heartbeat
+from workers.jsonsafe import jsonable
+
+log = logging.getLogger("hone.worker.training")
+
+
+class JobHooks:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        heartbeat: Heartbeat,
+        preempt: threading.Event,
+        progress_interval: float = 1.0,
+    ) -> None:
+        self.sessions = sessions
+        self.heartbeat = heartbeat
+        self.job_id, self.owner = heartbeat.job_id, heartbeat.owner
+        self.preempt = preempt
+        self.progress_interval = progress_interval
+        self.metrics: dict[str, Any] = {}  # the latest reported, what the job row shows
+        self.last_progress: dict[str, Any] = {}
+        self._pending: dict[str, Any] | None = None
+        self._last_write = 0.0
+
+    def event(
+        self,
+        level: Literal["info", "warn", "error"],
+        message: str,
+        *,
+        type: Literal["message", "metrics"] = "message",
+        data: dict[str, Any] | None = None,
+    ) -> None:
+        if self.heartbeat.lost:
+            return
+        try:
+            with transaction(self.sessions) as session:
+                repository.add_event(
+                    session, self.job_id, message, level=level, type=type, data=jsonable(data)
+                )
+        except Exception:
+            log.warning("could not record an event", extra={"job_id": self.job_id},
+                        exc_info=True)
+
+    def progress(
+        self,
+        *,
+        epoch: int,
+        epochs: int,
+        step: int,
+        total_steps: int,
+        eta_seconds: float | None,
+        metrics: dict[str, float],
+    ) -> None:
+        self.metrics |= jsonable(metrics)
+        self._pending = self.last_progress = {
+            "epoch": epoch,
+            "epochs": epochs,
+            "step": step,
+            "total_steps": total_steps,
+            "eta_seconds": None if eta_seconds is None else round(eta_seconds, 1),
+        }
+        if time.monotonic() - self._last_write >= self.progress_interval:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the latest progress and metrics, if any are unwritten."""
+        if self._pending is None or self.heartbeat.lost:
+            return
+        progress, self._pending = self._pending, None
+        self._last_write = time.monotonic()
+        try:
+            with transaction(self.sessions) as session:
+                leases.update_owned(
+                    session, self.job_id, self.owner, progress=progress, metrics=self.metrics
+                )
+        except Exception:
+            log.warning("could not record progress", extra={"job_id": self.job_id},
+                        exc_info=True)
+
+    def should_stop(self) -> StopReason | None:
+        # A cancel wins over a preemption: a cancelled job must not go back to the queue.
+        if self.heartbeat.cancel_requested or self.heartbeat.lost:
+            return "cancel"
+        if self.preempt.is_set():
+            return "preempt"
+        return None
