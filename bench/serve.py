@@ -355,7 +355,7 @@ def report(results: dict[str, Any], top: int) -> None:
         )
         if r["overhead_p50_ms"] is not None:
             print(
-                f"\nper-request overhead at concurrency 1 (p50 − raw forward p50): "
+                f"\nper-request overhead at concurrency 1 (p50 - raw forward p50): "
                 f"{r['overhead_p50_ms']:.2f} ms"
             )
         on = next(x for x in r["loads"] if x["concurrency"] == top)

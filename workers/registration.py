@@ -15,7 +15,7 @@ import shutil
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from app.db import transaction
 from app.jobs import repository as jobs
@@ -23,15 +23,14 @@ from app.jobs.states import SUCCEEDED
 from app.models import Job
 from app.models.base import utcnow
 from app.registry.registration import NewVersion, mark_ready, reserve_version
-from ml.artifacts import save_artifact
-from ml.inference.serving import prepare_serving
-from ml.training.run import TrainOutcome
 from workers import leases
 from workers.job_hooks import JobHooks
 from workers.job_inputs import JobInputs
 from workers.jsonsafe import jsonable
 from workers.leases import ClaimedJob
-from workers.serving_inputs import serving_inputs
+
+if TYPE_CHECKING:
+    from ml.training.run import TrainOutcome
 
 log = logging.getLogger("hone.worker.registration")
 
@@ -60,60 +59,74 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
-def _choose_runtime(
-    staged: Path, inputs: JobInputs, labels: list[str], hooks: JobHooks
-) -> dict[str, Any]:
+def _choose_runtime(staged: Path, inputs: JobInputs, hooks: JobHooks) -> dict[str, Any]:
     """prepare_serving's report; eager torch with the reason when it cannot run."""
+    from ml.inference.serving import prepare_serving
+    from workers.serving_inputs import serving_inputs
+
     try:
-        val_inputs, val_labels = serving_inputs(inputs.spec, labels)
+        val_inputs, val_labels = serving_inputs(inputs.spec)
         report = prepare_serving(staged, val_inputs, val_labels)
     except Exception as exc:  # an export problem must never fail a trained job
-        log.warning("choosing a serving runtime failed", exc_info=True,
-                    extra={"job_id": hooks.job_id})
+        log.warning(
+            "choosing a serving runtime failed", exc_info=True, extra={"job_id": hooks.job_id}
+        )
         report = {"chosen": "torch", "reason": f"runtime selection failed: {type(exc).__name__}"}
-    hooks.event("info", f"serving runtime: {report['chosen']} ({report['reason']})",
-                data={"runtime": report["chosen"]})
+    hooks.event(
+        "info",
+        f"serving runtime: {report['chosen']} ({report['reason']})",
+        data={"runtime": report["chosen"]},
+    )
     return jsonable(report)
 
 
-def _manifest(job: ClaimedJob, inputs: JobInputs, outcome: TrainOutcome, runtime: dict[str, Any],
-              versions: dict[str, str]) -> dict[str, Any]:
+def _manifest(
+    job: ClaimedJob,
+    inputs: JobInputs,
+    outcome: TrainOutcome,
+    runtime: dict[str, Any],
+    versions: dict[str, str],
+) -> dict[str, Any]:
     backbone = inputs.spec.backbone
-    return jsonable({
-        "dataset_id": job.dataset_id,
-        "dataset_sha256": inputs.dataset_sha256,
-        "validation_dataset_id": job.validation_dataset_id,
-        "validation_dataset_sha256": inputs.validation_dataset_sha256,
-        "validation_split": job.validation_split,
-        "backbone": {
-            "id": backbone.id,
-            "library": backbone.library,
-            "arch": backbone.arch,
-            "source": backbone.source,
-            "weights_sha256": outcome.backbone_weights_sha256,
-        },
-        "method": outcome.method,
-        "method_requested": job.method,
-        "method_reason": outcome.method_reason,
-        "hyperparameters": outcome.hyperparameters,
-        "seed": job.seed,
-        "class_weights": outcome.class_weights,
-        "versions": versions,
-        "runtime": runtime,
-    })
+    return jsonable(
+        {
+            "dataset_id": job.dataset_id,
+            "dataset_sha256": inputs.dataset_sha256,
+            "validation_dataset_id": job.validation_dataset_id,
+            "validation_dataset_sha256": inputs.validation_dataset_sha256,
+            "validation_split": job.validation_split,
+            "backbone": {
+                "id": backbone.id,
+                "library": backbone.library,
+                "arch": backbone.arch,
+                "source": backbone.source,
+                "weights_sha256": outcome.backbone_weights_sha256,
+            },
+            "method": outcome.method,
+            "method_requested": job.method,
+            "method_reason": outcome.method_reason,
+            "hyperparameters": outcome.hyperparameters,
+            "seed": job.seed,
+            "class_weights": outcome.class_weights,
+            "versions": versions,
+            "runtime": runtime,
+        }
+    )
 
 
 def register(
     hooks: JobHooks, job: ClaimedJob, inputs: JobInputs, outcome: TrainOutcome, data_dir: Path
 ) -> Registered:
     """Steps (a)-(d); Cancelled or LeaseLost when the job is no longer this attempt's to finish."""
+    from ml.artifacts import save_artifact
+
     sessions, owner = hooks.sessions, hooks.owner
     versions = library_versions()
     staged = inputs.spec.work_dir / "artifact"
     shutil.rmtree(staged, ignore_errors=True)  # a half-written one from a crashed attempt
     config = outcome.artifact_config(inputs.spec.backbone, versions)
     save_artifact(staged, outcome.model, config, outcome.tokenizer)
-    runtime = _choose_runtime(staged, inputs, outcome.labels, hooks)
+    runtime = _choose_runtime(staged, inputs, hooks)
     metrics = jsonable(outcome.metrics)
     new = NewVersion(
         project_id=job.project_id, name=job.model_name, task=inputs.task, job_id=job.id,

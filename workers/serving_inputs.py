@@ -1,42 +1,48 @@
-"""Validation examples for choosing a new version's serving runtime (prepare_serving).
-
-The engine does not hand back its validation rows, so they are rebuilt from the same pure
-functions it splits with (same seed, same fraction). Were the two ever to differ, the runtime
-choice would only compare runtimes on a few training examples: tolerable, never wrong.
-"""
+"""Validation examples for choosing a new version's serving runtime (prepare_serving): the
+rows the engine validated on, from its own split function (same seed, same fraction)."""
 
 from __future__ import annotations
 
-from ml.datasets.store import Example, load_dataset
-from ml.training.spec import TrainSpec
-from ml.training.split import stratified_split, validation_fraction
-from ml.training.targets import encode_targets, label_matrix
+from typing import Any, Literal
+
+from ml.training.examples import load_job_data
+from ml.training.spec import StopReason, TrainSpec
 
 MAX_EXAMPLES = 256
 
 
-def _content(example: Example) -> bytes | str:
-    if example.file is not None:
-        return example.file.read_bytes()
-    return example.text or ""
+class _Quiet:
+    """TrainHooks that record nothing: the split's warnings were reported during training."""
+
+    def event(
+        self,
+        level: Literal["info", "warn", "error"],
+        message: str,
+        *,
+        type: Literal["message", "metrics"] = "message",
+        data: dict[str, Any] | None = None,
+    ) -> None:
+        return None
+
+    def progress(self, **_: Any) -> None:
+        return None
+
+    def should_stop(self) -> StopReason | None:
+        return None
 
 
 def serving_inputs(
-    spec: TrainSpec, labels: list[str], limit: int = MAX_EXAMPLES
+    spec: TrainSpec, limit: int = MAX_EXAMPLES
 ) -> tuple[list[bytes] | list[str], list[int] | None]:
-    """(inputs, label indices into `labels`; None for multi-label data)."""
-    if spec.validation_dataset_dir is not None:
-        dataset = load_dataset(spec.validation_dataset_dir)
-        rows = list(range(len(dataset.examples)))
+    """(image bytes or texts, their label indices; None for multi-label data)."""
+    data = load_job_data(spec, _Quiet())
+    rows = [int(i) for i in data.val_rows[:limit]]
+    examples = [data.val_set.examples[i] for i in rows]
+    inputs: list[bytes] | list[str]
+    if data.val_set.task == "image_classification":
+        inputs = [e.file.read_bytes() for e in examples if e.file is not None]
     else:
-        dataset = load_dataset(spec.dataset_dir)
-        targets = encode_targets(dataset.examples, dataset.labels, dataset.multilabel)
-        fraction = validation_fraction(len(targets), spec.validation_split)
-        matrix = label_matrix(targets, len(dataset.labels))
-        rows = [int(i) for i in stratified_split(matrix, fraction, spec.seed)[1]]
-    examples = [dataset.examples[i] for i in rows[:limit]]
-    inputs = [_content(e) for e in examples]
-    if dataset.multilabel:
-        return inputs, None  # type: ignore[return-value]
-    index = {label: i for i, label in enumerate(labels)}
-    return inputs, [index[e.labels[0]] for e in examples]  # type: ignore[return-value]
+        inputs = [e.text or "" for e in examples]
+    if data.val_set.multilabel:
+        return inputs, None
+    return inputs, [int(data.val_targets[i]) for i in rows]

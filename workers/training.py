@@ -25,7 +25,6 @@ from app.jobs.states import CANCELLED, FAILED
 from app.models.base import utcnow
 from app.queue import TaskQueue
 from app.registry.registration import abandon
-from ml.training.run import run_training
 from ml.training.spec import StopReason, TrainingStopped
 from workers import leases
 from workers.context import WorkerContext, context
@@ -48,8 +47,9 @@ def train_job(job_id: str) -> None:
             _give_up(session, job, owner)
             return
     if job is None:
-        log.info("job skipped: finished, cancelled, or held by a live attempt",
-                 extra={"job_id": job_id})
+        log.info(
+            "job skipped: finished, cancelled, or held by a live attempt", extra={"job_id": job_id}
+        )
         return
     log.info("job claimed", extra={"job_id": job_id, "attempt": job.attempts, "owner": owner})
     _attempt(ctx, job, owner)
@@ -62,8 +62,15 @@ def _give_up(session: Session, job: ClaimedJob, owner: str) -> None:
         "the machine was lost) and will not be retried. Try a smaller batch_size or backbone; "
         "the operators can find the crashes in the worker logs under this job's id."
     )
-    leases.release(session, job.id, owner, status=FAILED, error_code="worker_lost",
-                   error_message=message, finished_at=utcnow())
+    leases.release(
+        session,
+        job.id,
+        owner,
+        status=FAILED,
+        error_code="worker_lost",
+        error_message=message,
+        finished_at=utcnow(),
+    )
     jobs.add_event(session, job.id, message, level="error")
     abandon(session, job.id)
     log.error("job failed: worker lost too often", extra={"job_id": job.id})
@@ -90,6 +97,10 @@ def _attempt(ctx: WorkerContext, job: ClaimedJob, owner: str) -> None:
         hooks = JobHooks(ctx.sessions, heartbeat, preempt)
         hooks.event("info", f"attempt {job.attempts} started", data={"attempt": job.attempts})
         try:
+            # torch loads only once the job is ours (and its lease kept alive by the
+            # heartbeat, as the import takes seconds): a duplicate delivery costs nothing.
+            from ml.training.run import run_training
+
             with transaction(ctx.sessions) as session:
                 inputs = job_inputs(session, settings, job)
             outcome = run_training(inputs.spec, hooks)
@@ -106,20 +117,27 @@ def _attempt(ctx: WorkerContext, job: ClaimedJob, owner: str) -> None:
             _failed(ctx, job, owner, exc)
         else:
             shutil.rmtree(inputs.spec.work_dir, ignore_errors=True)
-            log.info("job succeeded", extra={"job_id": job.id, "model": registered.name,
-                                             "version": registered.version})
+            log.info(
+                "job succeeded",
+                extra={"job_id": job.id, "model": registered.name, "version": registered.version},
+            )
 
 
-def _stopped(ctx: WorkerContext, job: ClaimedJob, owner: str, reason: StopReason,
-             lost: bool) -> None:
+def _stopped(
+    ctx: WorkerContext, job: ClaimedJob, owner: str, reason: StopReason, lost: bool
+) -> None:
     work = ctx.settings.data_dir / "jobs" / job.id
     if lost:
         log.warning("lease lost; leaving the job to its new attempt", extra={"job_id": job.id})
         return
     with transaction(ctx.sessions) as session:
         if reason == "preempt" and leases.requeue_preempted(session, job.id, owner):
-            jobs.add_event(session, job.id, "the worker is shutting down: checkpointed and "
-                           "queued again; the next worker resumes from the checkpoint")
+            jobs.add_event(
+                session,
+                job.id,
+                "the worker is shutting down: checkpointed and "
+                "queued again; the next worker resumes from the checkpoint",
+            )
             settings = ctx.settings
             after_commit(session, lambda: _resend(settings, job.id))
             log.info("job preempted and requeued", extra={"job_id": job.id})
@@ -147,10 +165,16 @@ def _failed(ctx: WorkerContext, job: ClaimedJob, owner: str, exc: Exception) -> 
     else:
         log.exception("job crashed", extra={"job_id": job.id})
     with transaction(ctx.sessions) as session:
-        if not leases.release(session, job.id, owner, status=FAILED, error_code=failure.code,
-                              error_message=failure.message, finished_at=utcnow()):
+        if not leases.release(
+            session,
+            job.id,
+            owner,
+            status=FAILED,
+            error_code=failure.code,
+            error_message=failure.message,
+            finished_at=utcnow(),
+        ):
             return
-        jobs.add_event(session, job.id, failure.message, level="error",
-                       data={"code": failure.code})
+        jobs.add_event(session, job.id, failure.message, level="error", data={"code": failure.code})
         abandon(session, job.id)  # it may have failed after reserving its version
     shutil.rmtree(ctx.settings.data_dir / "jobs" / job.id, ignore_errors=True)

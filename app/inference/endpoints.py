@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
@@ -34,11 +34,15 @@ _BODY = {
                     "properties": {
                         "inputs": {
                             "type": "array",
-                            "items": {"oneOf": [
-                                {"type": "string"},
-                                {"type": "object", "properties": {
-                                    "image_base64": {"type": "string"}}},
-                            ]},
+                            "items": {
+                                "oneOf": [
+                                    {"type": "string"},
+                                    {
+                                        "type": "object",
+                                        "properties": {"image_base64": {"type": "string"}},
+                                    },
+                                ]
+                            },
                         },
                         "top_k": {"type": "integer", "minimum": 1},
                     },
@@ -68,10 +72,11 @@ class PredictResponse(BaseModel):
     predictions: list[dict[str, Any]]
 
 
-def _resolve(request: Request, project: Project, name: str, version: int | None,
-             alias: str | None) -> tuple[str, int, str, str]:
+def _resolve(
+    request: Request, project: Project, name: str, version: int | None, alias: str | None
+) -> tuple[str, int, str, str]:
     with request.app.state.session_factory() as session:
-        model, row = resolve_version(session, project.id, name, version=version, alias=alias)
+        _model, row = resolve_version(session, project.id, name, version=version, alias=alias)
         return row.id, row.version, row.task, row.artifact_uri
 
 
@@ -98,8 +103,11 @@ async def predict(
     if inputs.kind != expected:
         raise Unprocessable(
             f"Model {name!r} classifies {expected}s but the request sent {inputs.kind}s. "
-            + ("Send JSON {\"inputs\": [\"text\", ...]}." if expected == "text"
-               else "Send images as multipart `file` parts or {\"image_base64\": ...}."),
+            + (
+                'Send JSON {"inputs": ["text", ...]}.'
+                if expected == "text"
+                else 'Send images as multipart `file` parts or {"image_base64": ...}.'
+            ),
             code="wrong_input_kind",
             errors=[{"field": "inputs", "message": f"expected {expected} inputs"}],
         )
@@ -109,7 +117,8 @@ async def predict(
         loaded = await cache.get(ModelKey(version_id, _artifact_path(uri), label))
     except ModelLoadError as exc:
         raise Unavailable(
-            f"Model {label} cannot be loaded: {exc}", code="model_not_loadable",
+            f"Model {label} cannot be loaded: {exc}",
+            code="model_not_loadable",
             headers={"Retry-After": "5"},
         ) from exc
     top_k = min(inputs.top_k or 5, len(loaded.predictor.labels))
@@ -124,20 +133,27 @@ async def predict(
     except InputError as exc:
         field = f"{inputs.field}[{exc.index}]"
         raise Unprocessable(
-            f"{field}: {exc.message}", code="invalid_input",
+            f"{field}: {exc.message}",
+            code="invalid_input",
             errors=[{"field": field, "message": exc.message}],
         ) from exc
     except BatcherClosed as exc:
-        raise Unavailable(f"Model {label} was unloaded; retry.", code="model_unloaded",
-                          headers={"Retry-After": "1"}) from exc
+        raise Unavailable(
+            f"Model {label} was unloaded; retry.",
+            code="model_unloaded",
+            headers={"Retry-After": "1"},
+        ) from exc
     elapsed = time.perf_counter() - started
     request.app.state.metrics.predict_latency.labels(label).observe(elapsed)
     body = {"model": {"name": name, "version": number}, "predictions": predictions}
-    return JSONResponse(body, headers={
-        "X-Queue-Time-Ms": f"{timing.queue_ms:.2f}",
-        "X-Inference-Time-Ms": f"{timing.inference_ms:.2f}",
-        "X-Batch-Size": str(timing.batch_size),
-    })
+    return JSONResponse(
+        body,
+        headers={
+            "X-Queue-Time-Ms": f"{timing.queue_ms:.2f}",
+            "X-Inference-Time-Ms": f"{timing.inference_ms:.2f}",
+            "X-Batch-Size": str(timing.batch_size),
+        },
+    )
 
 
 def _artifact_path(uri: str) -> Any:

@@ -108,8 +108,9 @@ async def read_inputs(request: Request, settings: Settings) -> PredictInputs:
         try:
             raw = await request.body()
         except ClientDisconnect:
-            raise BadRequest("The client went away before sending the body.",
-                             code="client_disconnected") from None
+            raise BadRequest(
+                "The client went away before sending the body.", code="client_disconnected"
+            ) from None
         try:
             body = json.loads(raw)
         except ValueError as exc:

@@ -122,8 +122,6 @@ async def job_events(
         return JSONResponse(page.model_dump(mode="json"))
     await run_in_threadpool(service.get, session, project, job_id)
     start = last_event_id if last_event_id is not None else after or 0
-    frames = event_stream(
-        request.app.state.session_factory, job_id, start, request.is_disconnected
-    )
+    frames = event_stream(request.app.state.session_factory, job_id, start, request.is_disconnected)
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     return StreamingResponse(frames, media_type=SSE, headers=headers)

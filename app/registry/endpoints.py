@@ -57,9 +57,7 @@ def get_model(name: str, project: ProjectDep, session: SessionDep) -> ModelDetai
     return ModelDetail(**ModelRead.of(model, latest, aliases).model_dump(), versions=versions)
 
 
-@router.get(
-    "/{name}/versions/{version}", response_model=VersionRead, summary="Get a model version"
-)
+@router.get("/{name}/versions/{version}", response_model=VersionRead, summary="Get a model version")
 def get_version(
     name: str, version: VersionPath, project: ProjectDep, session: SessionDep
 ) -> VersionRead:

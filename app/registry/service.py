@@ -82,9 +82,7 @@ def list_models(
     return rows, has_more, latest, repository.aliases_of(session, ids)
 
 
-def set_alias(
-    session: Session, project_id: str, name: str, alias: str, version: int
-) -> ModelAlias:
+def set_alias(session: Session, project_id: str, name: str, alias: str, version: int) -> ModelAlias:
     model, row = get_version(session, project_id, name, version)
     _require_ready(name, row)
     existing = repository.get_alias(session, model.id, alias)
@@ -120,7 +118,8 @@ def delete_version(
             code="version_not_ready",
         )
     aliases = sorted(
-        alias for alias, v in repository.aliases_of(session, [model.id]).get(model.id, {}).items()
+        alias
+        for alias, v in repository.aliases_of(session, [model.id]).get(model.id, {}).items()
         if v == version
     )
     repository.delete_aliases_to(session, model.id, version)

@@ -54,12 +54,14 @@ class CachedImages:
 
 
 def _decode(path: Path, side: int, resample: Image.Resampling) -> np.ndarray:
+    # Full decode and torchvision's size rule (long side truncated), so training sees the
+    # same pixels as timm's eval transform in serving.
     with Image.open(path) as image:
-        image.draft("RGB", (side, side))  # JPEG: decode at a reduced scale when big enough
         rgb = image.convert("RGB")
     width, height = rgb.size
-    scale = side / min(width, height)
-    size = (max(side, round(width * scale)), max(side, round(height * scale)))
+    short, long = min(width, height), max(width, height)
+    new_long = int(side * long / short)
+    size = (side, new_long) if width <= height else (new_long, side)
     resized = rgb.resize(size, resample)
     left, top = (size[0] - side) // 2, (size[1] - side) // 2
     square = resized.crop((left, top, left + side, top + side))

@@ -77,10 +77,6 @@ def freeze_batchnorm_statistics(model: torch.nn.Module) -> None:
             module.eval()
 
 
-def has_batchnorm(model: torch.nn.Module) -> bool:
-    return any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules())
-
-
 def autocast(device: torch.device) -> contextlib.AbstractContextManager[object]:
     """bf16 autocast on CUDA; fp32 on the CPU, where reduced precision is slower (FINDINGS.md)."""
     if device.type == "cuda":

@@ -37,8 +37,12 @@ class ApiProcess:
         }
         self._log = open(self.log_path, "ab")  # noqa: SIM115
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "app.cli", "api"], env=env, cwd=ROOT,
-            stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
+            [sys.executable, "-m", "app.cli", "api"],
+            env=env,
+            cwd=ROOT,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         wait_until(self._healthy, timeout=timeout, what=f"API on {self.url} ({self.log_path})")
         return self

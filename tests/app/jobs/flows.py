@@ -95,7 +95,10 @@ def get_job(client: TestClient, key: str, job_id: str) -> dict[str, Any]:
 
 
 def wait_for_job(
-    client: TestClient, key: str, job_id: str, statuses: tuple[str, ...] = TERMINAL,
+    client: TestClient,
+    key: str,
+    job_id: str,
+    statuses: tuple[str, ...] = TERMINAL,
     timeout: float = 240,
 ) -> dict[str, Any]:
     def reached() -> dict[str, Any] | None:

@@ -152,9 +152,7 @@ def test_cancelling_a_finished_job_is_a_conflict(
     assert get_job(stack.client, stack.key_a, finished_job["id"])["status"] == "succeeded"
 
 
-def test_another_projects_job_is_404_everywhere(
-    stack: Stack, finished_job: dict[str, Any]
-) -> None:
+def test_another_projects_job_is_404_everywhere(stack: Stack, finished_job: dict[str, Any]) -> None:
     other = auth(stack.key_b)
     job_id = finished_job["id"]
     for method, path in [

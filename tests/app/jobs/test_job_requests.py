@@ -125,12 +125,12 @@ def test_idempotency_key_returns_the_first_job(stack: Stack, datasets: Datasets)
     problem(other, 422, "idempotency_key_reused")
     listed = stack.client.get("/v1/jobs?model_name=idem", headers=stack.headers()).json()
     assert [j["id"] for j in listed["data"]] == [first.json()["id"]]
-    wait_for_job(stack.client, stack.key_a, first.json()["id"])  # leave the worker idle
+    # Leave the worker idle for the next test.
+    stack.client.post(f"/v1/jobs/{first.json()['id']}/cancel", headers=stack.headers())
+    wait_for_job(stack.client, stack.key_a, first.json()["id"])
 
 
-def test_cancelling_a_running_job_stops_it_within_seconds(
-    stack: Stack, datasets: Datasets
-) -> None:
+def test_cancelling_a_running_job_stops_it_within_seconds(stack: Stack, datasets: Datasets) -> None:
     job = create_job(stack.client, stack.key_a, datasets.digits, "cancel-me", **LONG_IMAGE_JOB)
     work = stack.backend.data_dir / "jobs" / job["id"]
     # The first fine-tuning checkpoint: it is training, with state on disk to clean up.

@@ -18,6 +18,14 @@ from tests.factories.uploads import digits_zip, tweets_csv
 pytestmark = pytest.mark.slow
 
 
+@pytest.fixture
+def embedded(stack: Stack) -> Stack:
+    """What a model learns does not depend on the registry's backend: train once."""
+    if stack.backend.name != "embedded":
+        pytest.skip("pretrained backbones are trained on the embedded stack only")
+    return stack
+
+
 def _train(stack: Stack, dataset_id: str, backbone: str, name: str) -> dict:
     job = create_job(stack.client, stack.key_a, dataset_id, name, backbone=backbone,
                      method="linear_probe")  # fmt: skip
@@ -33,14 +41,16 @@ def _train(stack: Stack, dataset_id: str, backbone: str, name: str) -> dict:
     return body
 
 
-def test_efficientnet_lite0_learns_digits(stack: Stack, tmp_path: Path) -> None:
+def test_efficientnet_lite0_learns_digits(embedded: Stack, tmp_path: Path) -> None:
+    stack = embedded
     digits_zip(tmp_path / "digits.zip", per_class=10)
     dataset = upload(stack.client, stack.key_a, tmp_path / "digits.zip", "image_classification")
     version = _train(stack, dataset, "efficientnet_lite0", "digits-lite0")
     assert version["metrics"]["accuracy"] >= 0.6
 
 
-def test_minilm_l6_learns_tweet_sentiment(stack: Stack, tmp_path: Path) -> None:
+def test_minilm_l6_learns_tweet_sentiment(embedded: Stack, tmp_path: Path) -> None:
+    stack = embedded
     tweets_csv(tmp_path / "tweets.csv", 120)
     dataset = upload(stack.client, stack.key_a, tmp_path / "tweets.csv", "text_classification")
     version = _train(stack, dataset, "minilm_l6", "tweets-minilm")
