@@ -4,6 +4,7 @@ embedded default (SQLite + filesystem broker), each with a real Celery worker pr
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -21,6 +22,21 @@ from tests.support.services import fresh_postgres_database, fresh_redis_db
 from tests.support.stack import Backend, WorkerProcess
 
 BACKENDS = ["postgres", "embedded"]
+# Model hubs are never reachable from tests: the offline code paths are the ones exercised.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# An operator's catalog entry whose weights file is not there (a relative location is taken
+# relative to the catalog file): listed, but not available.
+MISSING_WEIGHTS_BACKBONE = {
+    "id": "missing_weights",
+    "library": "timm",
+    "modality": "image",
+    "arch": "resnet10t",
+    "source": "local",
+    "location": "no-such-dir/model.safetensors",
+    "num_params": 4_900_000,
+    "license": "apache-2.0",
+    "input_size": 64,
+}
 
 
 @pytest.fixture(scope="session", params=BACKENDS)
@@ -37,7 +53,9 @@ def fresh_backend(kind: str, data_dir: Path) -> Iterator[Backend]:
     """A migrated, empty backend of `kind` whose catalog also has the tiny test backbones."""
     data_dir.mkdir(parents=True, exist_ok=True)
     catalog = write_test_catalog(data_dir / "test-backbones.json")
-    env = {"HONE_BACKBONES_FILES": json.dumps([str(catalog)])}
+    missing = data_dir / "missing-backbones.json"
+    missing.write_text(json.dumps([MISSING_WEIGHTS_BACKBONE]))
+    env = {"HONE_BACKBONES_FILES": json.dumps([str(catalog), str(missing)])}
     if kind == "embedded":
         backend = Backend("embedded", data_dir, extra_env=env)
         upgrade(backend.settings().sqlalchemy_url)
