@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import timm
 import torch
 import transformers
 from PIL import Image
@@ -31,6 +30,7 @@ from ml.datasets.options import IngestLimits, IngestOptions, Task
 from ml.training.outcome import TrainOutcome
 from ml.training.run import run_training
 from ml.training.spec import Method, StopReason, TrainSpec
+from workers.registration import library_versions
 
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")  # Debian: dataset-fashion-mnist
 # Index = the IDX label value; names are folder names, so no "/" (the original is "T-shirt/top").
@@ -165,16 +165,9 @@ def quiet_libraries() -> None:
     transformers.logging.disable_progress_bar()
 
 
-def library_versions() -> dict[str, str]:
-    return {
-        "torch": torch.__version__,
-        "timm": timm.__version__,
-        "transformers": transformers.__version__,
-    }
-
-
 @dataclass
 class TrainedModel:
+    spec: TrainSpec
     artifact_dir: Path
     outcome: TrainOutcome
     train_seconds: float  # run_training alone
@@ -217,7 +210,7 @@ def train_and_save(
     config = outcome.artifact_config(backbone, library_versions())
     save_artifact(artifact_dir, outcome.model, config, outcome.tokenizer)
     saved = time.perf_counter()
-    return TrainedModel(artifact_dir, outcome, trained - started, saved - trained, hooks)
+    return TrainedModel(spec, artifact_dir, outcome, trained - started, saved - trained, hooks)
 
 
 def machine_description() -> str:

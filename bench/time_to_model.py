@@ -1,7 +1,8 @@
 """Time to model: a zip of 500 labelled images -> a saved, servable linear-probe model.
 
-The stages are the service's own (ingest, run_training, save_artifact), timed as the training
-worker runs them; run_training is broken down by timing the engine functions it calls.
+The stages are the service's own, in the order the workers run them: ingest, run_training,
+save_artifact, then the choice of serving runtime (prepare_serving) that precedes "ready";
+run_training is broken down by timing the engine functions it calls.
 Two jobs run: "cold" on an empty cache (a fresh install: the packaged weights are converted on
 first use) and "warm" on the same cache with a different sample of images (a later job: the
 weights are ready, but nothing about the new images is cached). The worker process's start-up
@@ -28,6 +29,7 @@ from bench.common import (
     FASHION_MNIST_LABELS,
     fashion_mnist,
     ingest_upload,
+    load_average,
     machine_description,
     markdown_table,
     per_class_sample,
@@ -40,8 +42,12 @@ from ml.backbones.catalog import load_catalog
 from ml.backbones.spec import BackboneSpec
 from ml.device import configure_threads
 from ml.inference.predictor import load_predictor
+from ml.inference.serving import prepare_serving
+from workers.serving_inputs import serving_inputs
 
 GOAL_SECONDS = 60.0
+SAVED = "total: zip -> saved model"
+READY = "total: zip -> ready to serve"
 # Engine functions that ml.training.run calls, with the stage each one is.
 _STAGES = {
     "load_job_data": "read dataset + validation split",
@@ -94,22 +100,29 @@ def import_seconds() -> float:
 
 def one_job(
     upload: Path, spec: BackboneSpec, data_dir: Path, job_dir: Path, device: str
-) -> list[tuple[str, float]]:
-    """(stage, seconds) of one upload -> ingest -> train -> saved artifact, then a total."""
+) -> tuple[dict[str, float], str]:
+    """Seconds per stage of one upload -> ready model (with two running totals), and the
+    serving runtime the job chose."""
+    stages: dict[str, float] = {}
     started = time.perf_counter()
     dataset = ingest_upload(upload, "image_classification", data_dir)
-    ingest_s = time.perf_counter() - started
+    stages["ingest (unzip, decode-check, audit, store)"] = time.perf_counter() - started
     with timed_calls(ml.training.run, list(_STAGES)) as inside:
         trained = train_and_save(
             dataset.path, spec, "linear_probe", job_dir, cache_dir=data_dir / "cache", device=device
         )
-    total = time.perf_counter() - started
-    stages = [("ingest (unzip, decode-check, audit, store)", ingest_s)]
-    stages += [(_STAGES[name], seconds) for name, seconds in inside.items()]
-    stages.append(("run_training: other", trained.train_seconds - sum(inside.values())))
-    stages.append(("save artifact", trained.save_seconds))
-    stages.append(("total: zip -> saved model", total))
-    return stages
+    stages |= {_STAGES[name]: seconds for name, seconds in inside.items()}
+    stages["run_training: other"] = trained.train_seconds - sum(inside.values())
+    stages["save artifact"] = trained.save_seconds
+    stages[SAVED] = time.perf_counter() - started
+    # What the worker does next, before the registry marks the version ready
+    # (workers/registration.py): export, measure and pick the serving runtime.
+    runtime_started = time.perf_counter()
+    val_inputs, val_labels = serving_inputs(trained.spec)
+    report = prepare_serving(trained.artifact_dir, val_inputs, val_labels)
+    stages["choose serving runtime (ONNX export + timing)"] = time.perf_counter() - runtime_started
+    stages[READY] = time.perf_counter() - started
+    return stages, str(report["chosen"])
 
 
 def serving_load_seconds(artifact_dir: Path, device: str) -> float:
@@ -132,7 +145,7 @@ def main() -> None:
 
     spec = load_catalog()["efficientnet_lite0"]
     images, labels = fashion_mnist("train")
-    columns: dict[str, list[tuple[str, float]]] = {}
+    columns: dict[str, dict[str, float]] = {}
     for run, seed in (("cold", 0), ("warm", 1)):
         picked = per_class_sample(labels, args.per_class, seed)
         upload = write_image_zip(
@@ -141,12 +154,15 @@ def main() -> None:
             [FASHION_MNIST_LABELS[labels[i]] for i in picked],
         )
         # Both jobs share one data directory (datasets, cache), as jobs on one install do.
-        columns[run] = one_job(upload, spec, args.out / "data", args.out / run, args.device)
-        print(f"{run}: {columns[run][-1][1]:.1f} s", flush=True)
+        columns[run], runtime = one_job(
+            upload, spec, args.out / "data", args.out / run, args.device
+        )
+        print(f"{run}: {columns[run][READY]:.1f} s (serving runtime chosen: {runtime})", flush=True)
 
+    stages = dict.fromkeys([*columns["cold"], *columns["warm"]])
     rows = [
-        [stage, f"{cold:.2f}", f"{warm:.2f}"]
-        for (stage, cold), (_, warm) in zip(columns["cold"], columns["warm"], strict=True)
+        [stage, *(f"{columns[run].get(stage, float('nan')):.2f}" for run in columns)]
+        for stage in stages
     ]
     print()
     print(f"{10 * args.per_class} Fashion-MNIST images, efficientnet_lite0, linear_probe")
@@ -156,8 +172,11 @@ def main() -> None:
     print(
         f"loading the saved model for serving: {serving_load_seconds(artifact, args.device):.2f} s"
     )
-    worst = max(columns["cold"][-1][1], columns["warm"][-1][1])
-    print(f"goal under {GOAL_SECONDS:.0f} s: {'met' if worst < GOAL_SECONDS else 'MISSED'}")
+    for total in (SAVED, READY):
+        worst = max(column[total] for column in columns.values())
+        verdict = "met" if worst < GOAL_SECONDS else "MISSED"
+        print(f"goal under {GOAL_SECONDS:.0f} s, {total}: {verdict} (slowest {worst:.1f} s)")
+    print(load_average())
 
 
 if __name__ == "__main__":

@@ -73,7 +73,10 @@ def _on_worker_ready(sender: Any = None, **_: Any) -> None:
     from workers.reaper import Reaper
 
     _running["consumer"] = sender
-    _running["reaper"] = Reaper(get_settings()).start()
+    # Only a training worker re-sends training jobs: a `data`-only worker would fill a queue
+    # that it does not consume.
+    if sender is not None and TRAIN_QUEUE in sender.app.amqp.queues.consume_from:
+        _running["reaper"] = Reaper(get_settings()).start()
 
 
 @signals.worker_shutting_down.connect

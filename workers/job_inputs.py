@@ -9,7 +9,8 @@ from pathlib import Path
 from sqlalchemy.orm import Session
 
 from app.config import Settings
-from app.jobs.service import unavailable_reason, work_dir
+from app.jobs.checks import unavailable_reason
+from app.jobs.service import work_dir
 from app.models import Dataset
 from ml.backbones.catalog import is_available, load_catalog
 from ml.backbones.spec import BackboneSpec

@@ -119,12 +119,16 @@ def release(session: Session, job_id: str, owner: str, **values: Any) -> bool:
 
 def requeue_preempted(session: Session, job_id: str, owner: str) -> bool:
     """Back to the queue after a graceful stop; False if the job is being cancelled instead.
-    The attempt did not crash, so it does not count towards job_max_attempts."""
+
+    The attempt did not crash, so it does not count towards job_max_attempts. The message is
+    left to the next reaper pass (enqueued_at NULL: "not sent"): sent from here, the shutting
+    down worker itself may take it and then die with it.
+    """
     values = {
         "status": QUEUED,
         "lease_owner": None,
         "lease_expires_at": None,
         "attempts": Job.__table__.c.attempts - 1,
-        "enqueued_at": utcnow(),
+        "enqueued_at": None,
     }
     return _set_if_owned(session, job_id, owner, {RUNNING}, values)

@@ -3,9 +3,10 @@
 `requeue_stale_jobs` runs in every worker's main process: when it is ready and then every
 lease interval, from a daemon thread. A running job whose lease expired lost its worker (its
 process was killed, its machine vanished); it goes back to the queue and resumes from its
-last checkpoint, or ends cancelled if that was asked for. A job queued for several lease
-intervals since its message was sent was probably dropped by the broker; it is sent again
-(a duplicate delivery is harmless: only one attempt can hold the lease).
+last checkpoint, or ends cancelled if that was asked for. A queued job whose message was
+never sent (a preempted job) is sent now; one still queued several lease intervals after its
+message was sent, while no job is running, was probably dropped by the broker and is sent
+again (a duplicate delivery is harmless: only one attempt can hold the lease).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from functools import partial
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import exists, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
@@ -60,10 +61,19 @@ def _take_over(session: Session, job: Job, now: datetime, **values: object) -> b
     return bool(getattr(result, "rowcount", 0))
 
 
-def _lost_messages(session: Session, now: datetime, resend_before: datetime) -> list[str]:
+def _unsent_messages(session: Session, now: datetime, resend_before: datetime) -> list[str]:
+    """Queued jobs to send: never sent (preempted), or sent long ago while nothing runs.
+
+    A job may wait behind others for hours; while any job holds a live lease, its message is
+    presumed waiting in the broker, not lost, so a long backlog is not flooded with copies.
+    """
+    running = session.scalar(
+        select(exists().where(Job.status.in_(sorted(LEASED)), Job.lease_expires_at >= now))
+    )
+    unsent = Job.enqueued_at.is_(None)
     stmt = select(Job.id).where(
         Job.status == QUEUED,
-        or_(Job.enqueued_at.is_(None), Job.enqueued_at < resend_before),
+        unsent if running else or_(unsent, Job.enqueued_at < resend_before),
         or_(Job.lease_owner.is_(None), Job.lease_expires_at < now),
     )
     resent = []
@@ -106,7 +116,7 @@ def requeue_stale_jobs(
                     level="warn",
                 )  # fmt: skip
                 to_send.append(job.id)
-        to_send += _lost_messages(session, now, resend_before)
+        to_send += _unsent_messages(session, now, resend_before)
     for job_id in to_send:
         send(job_id)
     if to_send:

@@ -2,9 +2,10 @@
 
 A delivery claims the job's lease or does nothing (a duplicate, a cancelled or finished job).
 While it trains, a heartbeat keeps the lease and watches for cancellation, and SIGTERM asks
-for a graceful stop: checkpoint, release the job to the queue, re-send it. The outcome is
-always written to the job row by the attempt that holds it: succeeded (with a registered
-version), failed (with a code and a message for the user), cancelled, or queued again.
+for a graceful stop: checkpoint, then release the job to the queue for the next worker (see
+leases.requeue_preempted). The outcome is always written to the job row by the attempt that
+holds it: succeeded (with a registered version), failed (with a code and a message for the
+user), cancelled, or queued again.
 """
 
 from __future__ import annotations
@@ -18,12 +19,10 @@ from contextlib import contextmanager
 
 from sqlalchemy.orm import Session
 
-from app.config import Settings
-from app.db import after_commit, transaction
+from app.db import transaction
 from app.jobs import repository as jobs
 from app.jobs.states import CANCELLED, FAILED
 from app.models.base import utcnow
-from app.queue import TaskQueue
 from app.registry.registration import abandon
 from ml.training.spec import StopReason, TrainingStopped
 from workers import leases
@@ -135,11 +134,9 @@ def _stopped(
             jobs.add_event(
                 session,
                 job.id,
-                "the worker is shutting down: checkpointed and "
-                "queued again; the next worker resumes from the checkpoint",
+                "the worker is shutting down: checkpointed and queued again; the next worker "
+                "resumes from the checkpoint",
             )
-            settings = ctx.settings
-            after_commit(session, lambda: _resend(settings, job.id))
             log.info("job preempted and requeued", extra={"job_id": job.id})
             return
         if not leases.release(session, job.id, owner, status=CANCELLED, finished_at=utcnow()):
@@ -148,14 +145,6 @@ def _stopped(
         abandon(session, job.id)
     shutil.rmtree(work, ignore_errors=True)
     log.info("job cancelled", extra={"job_id": job.id})
-
-
-def _resend(settings: Settings, job_id: str) -> None:
-    queue = TaskQueue(settings)
-    try:
-        queue.train_job(job_id)
-    finally:
-        queue.close()
 
 
 def _failed(ctx: WorkerContext, job: ClaimedJob, owner: str, exc: Exception) -> None:

@@ -46,7 +46,7 @@ def create_job(
     session: SessionDep,
     settings: SettingsDep,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
-) -> JSONResponse:
+) -> JobRead:
     row = service.existing_for_key(session, project, idempotency_key, body)
     if row is None:
         row = service.create(
@@ -59,7 +59,7 @@ def create_job(
             idempotency_key=idempotency_key,
         )
         commit(session)
-    return JSONResponse(_read(session, row).model_dump(mode="json"), status_code=201)
+    return _read(session, row)
 
 
 @router.get("", response_model=JobList, summary="List jobs, newest first")

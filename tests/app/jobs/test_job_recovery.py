@@ -13,10 +13,13 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from app.auth.keys import create_key
+from app.auth.keys import authenticate, create_key
 from app.db import make_engine, make_session_factory, transaction
 from app.main import create_app
+from app.models import Job
+from app.models.base import utcnow
 from ml.checkpoint import load_checkpoint
+from tests.app.jobs.conftest import Datasets
 from tests.app.jobs.flows import (
     QUICK_TEXT_JOB,
     auth,
@@ -27,14 +30,14 @@ from tests.app.jobs.flows import (
     tweets_dataset,
     wait_for_job,
 )
-from tests.conftest import fresh_backend
+from tests.conftest import Stack, fresh_backend
 from tests.support.stack import Backend, WorkerProcess, wait_until
 
 # Enough epochs that two workers can be stopped in turn, few enough to finish soon after.
 RESUMABLE_JOB: dict[str, Any] = {
     "backbone": "tiny_image",
     "method": "full",
-    "hyperparameters": {"epochs": 6, "batch_size": 4, "patience": 6, "image_size": 32},
+    "hyperparameters": {"epochs": 4, "batch_size": 4, "patience": 4, "image_size": 32},
 }
 
 
@@ -162,3 +165,26 @@ def test_a_job_survives_a_graceful_shutdown_and_a_killed_worker(spare: Spare) ->
     assert sum("stopped responding" in m for m in messages) == 1
     # A graceful stop is not a crash, so it does not count towards job_max_attempts.
     assert [e["data"]["attempt"] for e in found if "attempt" in (e["data"] or {})] == [1, 1, 2]
+
+
+def test_a_job_that_keeps_killing_its_worker_fails_for_good(
+    stack: Stack, datasets: Datasets
+) -> None:
+    """As if three workers had died running it (out of memory, say): the next delivery gives
+    up instead of killing a fourth."""
+    engine = make_engine(stack.backend.settings().sqlalchemy_url)
+    with transaction(make_session_factory(engine)) as session:
+        project = authenticate(session, stack.key_a)
+        assert project is not None
+        row = Job(
+            project_id=project.id, dataset_id=datasets.digits, backbone="tiny_image",
+            model_name="doomed", attempts=3, enqueued_at=utcnow(),
+        )  # fmt: skip
+        session.add(row)
+    engine.dispose()
+    stack.client.app.state.queue.train_job(row.id)  # type: ignore[attr-defined]
+    done = wait_for_job(stack.client, stack.key_a, row.id, timeout=60)
+    assert done["status"] == "failed" and done["error"]["code"] == "worker_lost"
+    assert "crashed its worker 3 times" in done["error"]["message"]
+    last = events(stack.client, stack.key_a, row.id)[-1]
+    assert last["level"] == "error" and last["message"] == done["error"]["message"]

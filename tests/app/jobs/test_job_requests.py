@@ -55,6 +55,9 @@ CASES: list[Case] = [
      422, "dataset_failed"),
     ("unknown-backbone", lambda s, d: {"dataset_id": d.tweets, "backbone": "gpt-17"},
      422, "unknown_backbone"),
+    ("unavailable-backbone",
+     lambda s, d: {"dataset_id": d.digits, "backbone": "missing_weights"},
+     422, "backbone_unavailable"),
     ("image-backbone-on-text", lambda s, d: {"dataset_id": d.tweets, "backbone": "tiny_image"},
      422, "modality_mismatch"),
     ("epochs-out-of-range",
@@ -89,6 +92,8 @@ def test_invalid_job_requests_are_refused_and_create_nothing(
     found = problem(resp, status, code)
     if code == "unknown_backbone":
         assert "tiny_text" in found["detail"] and "efficientnet_lite0" in found["backbones"]
+    if code == "backbone_unavailable":
+        assert "does not exist" in found["detail"]  # why, and what fixes it
     if code == "invalid_hyperparameters":
         fields = {e["field"] for e in found["errors"]}
         assert fields == {f"hyperparameters.{k}" for k in body["hyperparameters"]}
