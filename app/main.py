@@ -74,7 +74,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware, metrics=metrics)
     for router in (
-        ops_router, datasets_router, backbones_router, jobs_router, registry_router,
+        ops_router,
+        datasets_router,
+        backbones_router,
+        jobs_router,
+        registry_router,
         inference_router,
     ):
         app.include_router(router)

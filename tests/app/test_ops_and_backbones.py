@@ -8,10 +8,18 @@ from app.main import create_app
 from tests.conftest import Stack
 
 CONTRACT_PATHS = [
-    "/v1/datasets", "/v1/datasets/{dataset_id}", "/v1/backbones", "/v1/jobs",
-    "/v1/jobs/{job_id}", "/v1/jobs/{job_id}/cancel", "/v1/jobs/{job_id}/events", "/v1/models",
-    "/v1/models/{name}", "/v1/models/{name}/versions/{version}",
-    "/v1/models/{name}/aliases/{alias}", "/v1/models/{name}/predict",
+    "/v1/datasets",
+    "/v1/datasets/{dataset_id}",
+    "/v1/backbones",
+    "/v1/jobs",
+    "/v1/jobs/{job_id}",
+    "/v1/jobs/{job_id}/cancel",
+    "/v1/jobs/{job_id}/events",
+    "/v1/models",
+    "/v1/models/{name}",
+    "/v1/models/{name}/versions/{version}",
+    "/v1/models/{name}/aliases/{alias}",
+    "/v1/models/{name}/predict",
 ]
 
 
