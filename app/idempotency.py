@@ -6,9 +6,10 @@ from __future__ import annotations
 from datetime import timedelta
 
 from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app.errors import Unprocessable
+from app.errors import Conflict, Unprocessable
 from app.models import IdempotencyKey
 from app.models.base import utcnow
 
@@ -52,14 +53,23 @@ def remember(
     request_hash: str,
     resource_id: str,
 ) -> None:
-    if key:
-        session.add(
-            IdempotencyKey(
-                project_id=project_id,
-                endpoint=endpoint,
-                key=key,
-                request_hash=request_hash,
-                resource_id=resource_id,
-            )
-        )
-        session.flush()
+    if not key:
+        return
+    row = IdempotencyKey(
+        project_id=project_id,
+        endpoint=endpoint,
+        key=key,
+        request_hash=request_hash,
+        resource_id=resource_id,
+    )
+    try:
+        # A savepoint: losing a race to a concurrent request with the same key fails only
+        # this insert, and the caller answers 409 instead of a 500 at commit.
+        with session.begin_nested():
+            session.add(row)
+    except IntegrityError:
+        raise Conflict(
+            "Another request with this Idempotency-Key is in progress or just finished; "
+            "retry it to get its result.",
+            code="idempotency_key_in_use",
+        ) from None

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from app.config import Settings
-from app.inference.cache import ModelCache
+from app.inference.cache import LoadedModel, ModelCache
 from app.ops.metrics import ApiMetrics
 
 
@@ -36,7 +37,7 @@ def build_model_cache(settings: Settings, metrics: ApiMetrics) -> ModelCache:
 
         return load_predictor(key.path)
 
-    return ModelCache(
+    return VersionCache(
         load,
         memory_budget_bytes=settings.model_cache_bytes,
         max_batch_size=settings.max_batch_size,
@@ -44,3 +45,26 @@ def build_model_cache(settings: Settings, metrics: ApiMetrics) -> ModelCache:
         max_queue=settings.max_queue,
         observer=lambda key: _Observer(metrics, getattr(key, "label", str(key))),
     )
+
+
+class VersionCache(ModelCache):
+    """The model cache keyed by version: `evict(version_id)` may come from any thread (the
+    registry's synchronous endpoints run in a thread pool) and runs on the cache's loop."""
+
+    _loop: asyncio.AbstractEventLoop | None = None
+
+    async def get(self, key: Any) -> LoadedModel:
+        self._loop = asyncio.get_running_loop()
+        return await super().get(key)
+
+    def evict(self, key: Any) -> None:
+        key = key if isinstance(key, ModelKey) else ModelKey(str(key))
+        loop = self._loop
+        try:
+            running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if loop is not None and running is not loop and not loop.is_closed():
+            loop.call_soon_threadsafe(ModelCache.evict, self, key)
+            return
+        super().evict(key)
