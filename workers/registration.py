@@ -59,6 +59,13 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
+# Dynamic int8 quantization scales activations per batch, so with dynamic batching an input's
+# answer would depend on the other requests in its batch. Until int8 runs with static scales
+# (or batch size 1), served versions choose between eager torch and ONNX fp32;
+# bench/runtimes.py still measures int8.
+SERVING_CANDIDATES = ("torch", "onnx_fp32")
+
+
 def _choose_runtime(staged: Path, inputs: JobInputs, hooks: JobHooks) -> dict[str, Any]:
     """prepare_serving's report; eager torch with the reason when it cannot run."""
     from ml.inference.serving import prepare_serving
@@ -66,7 +73,7 @@ def _choose_runtime(staged: Path, inputs: JobInputs, hooks: JobHooks) -> dict[st
 
     try:
         val_inputs, val_labels = serving_inputs(inputs.spec)
-        report = prepare_serving(staged, val_inputs, val_labels)
+        report = prepare_serving(staged, val_inputs, val_labels, candidates=SERVING_CANDIDATES)
     except Exception as exc:  # an export problem must never fail a trained job
         log.warning(
             "choosing a serving runtime failed", exc_info=True, extra={"job_id": hooks.job_id}
