@@ -10,7 +10,7 @@ The baseline, measured in the same run, is what a practitioner would write by ha
 features from the same backbone (mean-pooled for text) + scikit-learn LogisticRegression,
 fitted on every training example (the service holds a fifth out for validation).
 
-    python -m bench.accuracy                  # the full run (1-2 h on 2 busy CPU cores)
+    python -m bench.accuracy                  # the full run (35-60 min on 2 busy CPU cores)
     python -m bench.accuracy --quick          # smoke run (~5 min; 2 fine-tuning epochs)
     python -m bench.accuracy --device cuda
 """

@@ -43,6 +43,7 @@ from ml.backbones.spec import BackboneSpec
 from ml.device import configure_threads
 from ml.inference.predictor import load_predictor
 from ml.inference.serving import prepare_serving
+from workers.registration import SERVING_CANDIDATES
 from workers.serving_inputs import serving_inputs
 
 GOAL_SECONDS = 60.0
@@ -119,7 +120,9 @@ def one_job(
     # (workers/registration.py): export, measure and pick the serving runtime.
     runtime_started = time.perf_counter()
     val_inputs, val_labels = serving_inputs(trained.spec)
-    report = prepare_serving(trained.artifact_dir, val_inputs, val_labels)
+    report = prepare_serving(
+        trained.artifact_dir, val_inputs, val_labels, candidates=SERVING_CANDIDATES
+    )
     stages["choose serving runtime (ONNX export + timing)"] = time.perf_counter() - runtime_started
     stages[READY] = time.perf_counter() - started
     return stages, str(report["chosen"])

@@ -11,6 +11,7 @@ from bench.common import png_bytes, write_image_zip
 from bench.time_to_model import READY, SAVED, one_job, timed_calls
 from ml.backbones.catalog import load_catalog
 from ml.backbones.testing import TINY_IMAGE_ID, write_test_catalog
+from workers.registration import SERVING_CANDIDATES
 
 
 def _nap(seconds: float) -> str:
@@ -44,6 +45,6 @@ def test_one_job_stages_add_up_to_the_totals(tmp_path: Path) -> None:
     assert abs(before_saved - stages[SAVED]) < 0.05 * stages[SAVED] + 0.05
     runtime_s = stages[names[names.index(SAVED) + 1]]
     assert abs(stages[SAVED] + runtime_s - stages[READY]) < 0.05
-    assert runtime in {"torch", "onnx_fp32", "onnx_int8"}
+    assert runtime in SERVING_CANDIDATES
     config = json.loads((tmp_path / "job" / "model" / "config.json").read_text())
     assert config["runtime"] == runtime  # recorded for load_predictor, as the worker does
