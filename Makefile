@@ -45,8 +45,11 @@ format: install
 	$(BIN)/ruff check --fix .
 
 bench: install
-	$(BIN)/python bench/train_overhead.py
-	$(BIN)/python bench/serve.py
+	$(BIN)/python -m bench.train_overhead
+	$(BIN)/python -m bench.time_to_model
+	$(BIN)/python -m bench.runtimes
+	$(BIN)/python -m bench.serve
+	$(BIN)/python -m bench.accuracy
 
 clean-venv:
 	rm -rf $(VENV)
