@@ -66,45 +66,36 @@ class Backend:
         return Settings(**values)
 
 
-class WorkerProcess:
-    """`hone worker` as a real subprocess; its log goes to a file the tests can read."""
+class HoneProcess:
+    """A `hone ...` subprocess in its own session, its output appended to a log file."""
 
-    def __init__(self, backend: Backend, log_path: Path, queues: str = "train,data") -> None:
-        self.backend, self.log_path, self.queues = backend, log_path, queues
+    what = "process"
+
+    def __init__(self, backend: Backend, log_path: Path) -> None:
+        self.backend, self.log_path = backend, log_path
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self, timeout: float = 60) -> WorkerProcess:
-        env = {**os.environ, **self.backend.env(), "PYTHONUNBUFFERED": "1"}
+    def _spawn(self, args: list[str], env: dict[str, str]) -> None:
         self._log = open(self.log_path, "ab")  # noqa: SIM115
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "app.cli", "worker", "--queues", self.queues],
-            env=env,
+            [sys.executable, "-m", "app.cli", *args],
+            env={**os.environ, **self.backend.env(), "PYTHONUNBUFFERED": "1", **env},
             cwd=ROOT,
             stdout=self._log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        wait_until(self._ready, timeout=timeout, what=f"worker ready (log: {self.log_path})")
-        return self
 
-    def _ready(self) -> bool:
+    def _check_alive(self) -> None:
         assert self.proc is not None
         if self.proc.poll() is not None:
-            raise RuntimeError(f"worker exited early:\n{self.log()}")
-        return " ready." in self.log()
+            raise RuntimeError(f"{self.what} exited early:\n{self.log()}")
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
-    def children(self) -> list[int]:
-        assert self.proc is not None
-        out = subprocess.run(
-            ["pgrep", "-P", str(self.proc.pid)], capture_output=True, text=True, check=False
-        )
-        return [int(p) for p in out.stdout.split()]
-
     def kill(self) -> None:
-        """SIGKILL the whole worker (parent and pool children): a machine-loss simulation."""
+        """SIGKILL the process group (parent and children): a machine-loss simulation."""
         if self.proc is not None and self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(timeout=30)
@@ -124,3 +115,29 @@ class WorkerProcess:
         log = getattr(self, "_log", None)
         if log is not None and not log.closed:
             log.close()
+
+
+class WorkerProcess(HoneProcess):
+    """`hone worker` as a real subprocess; its log goes to a file the tests can read."""
+
+    what = "worker"
+
+    def __init__(self, backend: Backend, log_path: Path, queues: str = "train,data") -> None:
+        super().__init__(backend, log_path)
+        self.queues = queues
+
+    def start(self, timeout: float = 60) -> WorkerProcess:
+        self._spawn(["worker", "--queues", self.queues], {})
+        wait_until(self._ready, timeout=timeout, what=f"worker ready (log: {self.log_path})")
+        return self
+
+    def _ready(self) -> bool:
+        self._check_alive()
+        return " ready." in self.log()
+
+    def children(self) -> list[int]:
+        assert self.proc is not None
+        out = subprocess.run(
+            ["pgrep", "-P", str(self.proc.pid)], capture_output=True, text=True, check=False
+        )
+        return [int(p) for p in out.stdout.split()]
