@@ -82,9 +82,13 @@ def _api(args: argparse.Namespace, settings: Settings) -> int:
 
 def _worker(args: argparse.Namespace, settings: Settings) -> int:
     from app.logging import configure_logging
-    from workers.celery_app import celery_app
+    from workers.preload import preload
 
     configure_logging(settings.log_level, settings.log_json)
+    # Before the pool forks: every job process then starts with torch & co. imported.
+    preload()
+    from workers.celery_app import celery_app
+
     argv = [
         "worker",
         "--queues",

@@ -81,6 +81,14 @@ class Settings(BaseSettings):
     model_cache_bytes: int = Field(
         default=4 * 1024**3, gt=0, description="Memory budget of each API process's model cache."
     )
+    auth_cache_seconds: float = Field(
+        default=5.0, ge=0, description="How long a valid API key is remembered (0: never)."
+    )
+    resolve_cache_seconds: float = Field(
+        default=1.0,
+        ge=0,
+        description="How long a prediction's version resolution is remembered (0: never).",
+    )
     max_batch_size: int = Field(default=8, ge=1, description="Largest batch the batcher forms.")
     max_wait_ms: float = Field(default=2.0, ge=0, description="How long a batch waits to fill.")
     max_queue: int = Field(default=256, ge=1, description="Queued inputs per model before 429.")

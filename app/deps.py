@@ -6,18 +6,21 @@ from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
-from app.auth.keys import authenticate
+from app.auth.keys import authenticate, key_digest
 from app.config import Settings
 from app.errors import Unauthorized
 from app.models import Project
+from app.ttl_cache import TtlCache
 
 _bearer = HTTPBearer(auto_error=False, description="A Hone API key: `hone keys create`.")
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
+    # async: a plain function dependency would be run in the thread pool, a hop per request.
     settings: Settings = request.app.state.settings
     return settings
 
@@ -36,22 +39,39 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 SessionDep = Annotated[Session, Depends(get_session)]
 
 
-def get_project(
-    session: SessionDep,
+def _authenticate(session_factory: sessionmaker[Session], key: str) -> Project | None:
+    with session_factory() as session:
+        project = authenticate(session, key)
+        if project is not None:
+            session.expunge(project)  # detached, loaded: safe to share between requests
+        return project
+
+
+async def get_project(
+    request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Project:
+    """The key's project. Valid keys are remembered for `auth_cache_seconds` (app/ttl_cache.py),
+    so a hot endpoint (prediction) does not pay a database round trip per request; a revoked
+    key is refused within that time. The lookup runs off the event loop on its own short
+    session, so no request holds a database connection while it waits for anything else."""
     challenge = {"WWW-Authenticate": "Bearer"}
     if credentials is None:
         raise Unauthorized(
             "Missing API key: send `Authorization: Bearer <key>`.", headers=challenge
         )
-    project = authenticate(session, credentials.credentials)
+    cache: TtlCache[str, Project] = request.app.state.auth_cache
+    digest = key_digest(credentials.credentials)
+    project = cache.get(digest)
     if project is None:
-        raise Unauthorized("Invalid or revoked API key.", code="invalid_api_key", headers=challenge)
-    # Hand the connection back to the pool now: a long request (a prediction waiting in the
-    # batcher, an upload streaming in) must not pin a database connection while it waits.
-    session.expunge(project)
-    session.rollback()
+        project = await run_in_threadpool(
+            _authenticate, request.app.state.session_factory, credentials.credentials
+        )
+        if project is None:
+            raise Unauthorized(
+                "Invalid or revoked API key.", code="invalid_api_key", headers=challenge
+            )
+        cache.put(digest, project)
     return project
 
 

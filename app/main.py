@@ -24,6 +24,7 @@ from app.ops.metrics import ApiMetrics
 from app.ops.middleware import RequestContextMiddleware
 from app.queue import TaskQueue
 from app.registry.endpoints import router as registry_router
+from app.ttl_cache import TtlCache
 from ml.backbones.catalog import load_catalog
 
 log = logging.getLogger("hone.api")
@@ -71,6 +72,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.metrics = metrics
+    app.state.auth_cache = TtlCache(settings.auth_cache_seconds)
+    app.state.resolve_cache = TtlCache(settings.resolve_cache_seconds)
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware, metrics=metrics)
     for router in (

@@ -22,10 +22,7 @@ import asyncio
 import json
 import os
 import re
-import secrets
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Sequence
@@ -46,101 +43,8 @@ from bench.common import (
     write_image_zip,
     write_text_csv,
 )
+from bench.service import ROOT, Service, train
 from ml.inference.predictor import load_predictor
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-class Service:
-    """`hone worker` and `hone api` subprocesses over one data directory."""
-
-    def __init__(self, data_dir: Path, port: int, **env: str) -> None:
-        self.key = "hone_" + secrets.token_hex(24)
-        self.url = f"http://127.0.0.1:{port}"
-        self.env = {
-            **os.environ,
-            "HONE_DATA_DIR": str(data_dir),
-            "HONE_PORT": str(port),
-            "HONE_HOST": "127.0.0.1",
-            "HONE_BOOTSTRAP_API_KEY": self.key,
-            "HONE_LOG_LEVEL": "WARNING",
-            **env,
-        }
-        self.procs: list[subprocess.Popen[bytes]] = []
-        data_dir.mkdir(parents=True, exist_ok=True)
-        self.log = open(data_dir / "service.log", "ab")  # noqa: SIM115
-
-    def run(self, *args: str) -> subprocess.Popen[bytes]:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "app.cli", *args],
-            env=self.env,
-            cwd=ROOT,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
-        self.procs.append(proc)
-        return proc
-
-    def start_api(self) -> None:
-        self.api = self.run("api")
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        raise RuntimeError("the API did not start; see service.log")
-
-    def stop(self, proc: subprocess.Popen[bytes]) -> None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        self.procs.remove(proc)
-
-    def close(self) -> None:
-        for proc in list(self.procs):
-            self.stop(proc)
-        self.log.close()
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.key}"}
-
-
-def train(service: Service, upload: Path, task: str, backbone: str, name: str) -> dict[str, Any]:
-    h = service.headers
-    with upload.open("rb") as f:
-        resp = httpx.post(
-            f"{service.url}/v1/datasets",
-            headers=h,
-            timeout=300,
-            files={"file": (upload.name, f)},
-            data={"task": task},
-        )
-    resp.raise_for_status()
-    dataset = resp.json()
-    while dataset["status"] == "processing":
-        time.sleep(0.5)
-        dataset = httpx.get(f"{service.url}/v1/datasets/{dataset['id']}", headers=h).json()
-    job = httpx.post(
-        f"{service.url}/v1/jobs",
-        headers=h,
-        json={
-            "dataset_id": dataset["id"],
-            "backbone": backbone,
-            "model_name": name,
-            "method": "linear_probe",
-        },
-    ).json()
-    while job["status"] not in ("succeeded", "failed", "cancelled"):
-        time.sleep(1)
-        job = httpx.get(f"{service.url}/v1/jobs/{job['id']}", headers=h).json()
-    if job["status"] != "succeeded":
-        raise RuntimeError(f"training {name} failed: {job['error']}")
-    return job
 
 
 def _histogram(metrics: str, name: str, model: str) -> tuple[float, float]:
@@ -258,31 +162,32 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=8.0, help="per load level")
     parser.add_argument("--concurrency", default="1,16,64")
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        help="keep the service's data here and reuse the versions trained by an earlier run",
+    )
     args = parser.parse_args()
     levels = [int(c) for c in args.concurrency.split(",")]
     with tempfile.TemporaryDirectory(prefix="hone-serve-") as tmp_name:
         tmp = Path(tmp_name)
+        data_dir = args.data_dir or tmp / "data"
         image_zip, text_csv, image_bodies, text_bodies = prepare_data(tmp)
-        service = Service(tmp / "data", 18000 + os.getpid() % 1000)
+        service = Service(data_dir, 18000 + os.getpid() % 1000)
         try:
-            subprocess.run(
-                [sys.executable, "-m", "app.cli", "migrate"],
-                env=service.env,
-                cwd=ROOT,
-                check=True,
-                stdout=subprocess.DEVNULL,
-            )
-            worker = service.run("worker")
+            service.migrate()
             service.start_api()
-            print("training the two versions through the service ...", flush=True)
-            started = time.perf_counter()
-            train(service, image_zip, "image_classification", "efficientnet_lite0", "fashion")
-            train(service, text_csv, "text_classification", "minilm_l6", "tweets")
-            print(f"  trained in {time.perf_counter() - started:.0f} s", flush=True)
-            service.stop(worker)
+            if not list(data_dir.glob("models/*/tweets/1")):
+                worker = service.run("worker")
+                print("training the two versions through the service ...", flush=True)
+                started = time.perf_counter()
+                train(service, image_zip, "image_classification", "efficientnet_lite0", "fashion")
+                train(service, text_csv, "text_classification", "minilm_l6", "tweets")
+                print(f"  trained in {time.perf_counter() - started:.0f} s", flush=True)
+                service.stop(worker)
             results: dict[str, Any] = {"machine": machine_description(), "models": {}}
             for name, bodies in (("fashion", image_bodies), ("tweets", text_bodies)):
-                (artifact,) = (tmp / "data" / "models").glob(f"*/{name}/1")
+                (artifact,) = data_dir.glob(f"models/*/{name}/1")
                 runtime = json.loads((artifact / "config.json").read_text()).get("runtime")
                 loads = [
                     asyncio.run(closed_loop(service, name, bodies, c, args.seconds)) for c in levels

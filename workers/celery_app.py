@@ -3,7 +3,10 @@
 Reliability choices (see docs/architecture.md):
 - ``task_acks_late`` + ``task_reject_on_worker_lost``: a task whose process dies is redelivered.
 - prefetch 1 and one task per child process: a training job owns its process, and CUDA is never
-  initialised in the parent before the fork (the parent does not import torch).
+  initialised in the parent before the fork (the parent imports torch, see workers/preload.py,
+  but never initialises CUDA).
+- the embedded filesystem broker is polled every 100 ms (kombu's default is 1 s, which would
+  add up to a second between `POST /v1/jobs` and the worker picking the job up).
 - the visibility timeout is longer than the longest allowed job, so Redis never hands a running
   job to a second worker; the database lease covers the rest.
 - the main process runs the stale-job reaper (workers/reaper.py) and, on a warm shutdown,
@@ -23,6 +26,7 @@ from app.config import Settings, get_settings
 
 DATA_QUEUE = "data"
 TRAIN_QUEUE = "train"
+EMBEDDED_POLL_SECONDS = 0.1
 
 
 def make_celery(settings: Settings) -> Celery:
@@ -38,6 +42,7 @@ def make_celery(settings: Settings) -> Celery:
             "data_folder_out": str(folder),
             "processed_folder": str(settings.broker_dir / "done"),
             "store_processed": False,
+            "polling_interval": EMBEDDED_POLL_SECONDS,
         }
     app.conf.update(
         # The filesystem transport has no fanout exchange for remote control.

@@ -1,7 +1,8 @@
 """Celery tasks: thin wrappers that take an id and hand over to the domain code.
 
-Heavy imports (torch, timm, transformers) happen inside the task, in the forked child, so the
-worker's parent process never initialises CUDA.
+The domain modules are imported inside the task, so importing this module (the API does, to
+send tasks) stays cheap; `hone worker` has already imported them in its main process
+(workers/preload.py), so in a worker these imports cost nothing.
 """
 
 from __future__ import annotations

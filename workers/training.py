@@ -96,8 +96,7 @@ def _attempt(ctx: WorkerContext, job: ClaimedJob, owner: str) -> None:
         hooks = JobHooks(ctx.sessions, heartbeat, preempt)
         hooks.event("info", f"attempt {job.attempts} started", data={"attempt": job.attempts})
         try:
-            # torch loads only once the job is ours (and its lease kept alive by the
-            # heartbeat, as the import takes seconds): a duplicate delivery costs nothing.
+            # Already imported by the worker's main process (workers/preload.py).
             from ml.training.run import run_training
 
             with transaction(ctx.sessions) as session:

@@ -19,7 +19,7 @@ KEY_PREFIX = "hone_"
 _LOOKUP_LEN = 12
 
 
-def _digest(key: str) -> str:
+def key_digest(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
@@ -43,7 +43,7 @@ def create_key(session: Session, project_name: str, *, name: str = "") -> str:
     project = ensure_project(session, project_name)
     key = KEY_PREFIX + secrets.token_hex(_LOOKUP_LEN // 2) + secrets.token_urlsafe(32)
     session.add(
-        ApiKey(project_id=project.id, prefix=_lookup(key), key_hash=_digest(key), name=name)
+        ApiKey(project_id=project.id, prefix=_lookup(key), key_hash=key_digest(key), name=name)
     )
     session.flush()
     return key
@@ -62,10 +62,10 @@ def register_key(session: Session, key: str, project_name: str) -> None:
     row = session.scalar(select(ApiKey).where(ApiKey.prefix == lookup))
     if row is None:
         session.add(
-            ApiKey(project_id=project.id, prefix=lookup, key_hash=_digest(key), name="bootstrap")
+            ApiKey(project_id=project.id, prefix=lookup, key_hash=key_digest(key), name="bootstrap")
         )
     else:
-        row.key_hash, row.project_id, row.revoked_at = _digest(key), project.id, None
+        row.key_hash, row.project_id, row.revoked_at = key_digest(key), project.id, None
     session.flush()
 
 
@@ -76,7 +76,7 @@ def authenticate(session: Session, key: str) -> Project | None:
     row = session.scalar(select(ApiKey).where(ApiKey.prefix == lookup))
     if row is None or row.revoked_at is not None:
         return None
-    if not hmac.compare_digest(row.key_hash, _digest(key)):
+    if not hmac.compare_digest(row.key_hash, key_digest(key)):
         return None
     return session.get(Project, row.project_id)
 

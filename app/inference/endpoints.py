@@ -6,7 +6,6 @@ import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
@@ -15,9 +14,8 @@ from app.errors import PROBLEM_RESPONSES, Overloaded, Unavailable, Unprocessable
 from app.inference.batcher import BatcherClosed, QueueFull
 from app.inference.cache import ModelLoadError
 from app.inference.inputs import read_inputs
+from app.inference.resolution import resolve
 from app.inference.serving import ModelKey
-from app.models import Project
-from app.registry.service import resolve_version
 from ml.inference.errors import InputError
 
 router = APIRouter(prefix="/v1/models", tags=["prediction"], responses=PROBLEM_RESPONSES)
@@ -72,14 +70,6 @@ class PredictResponse(BaseModel):
     predictions: list[dict[str, Any]]
 
 
-def _resolve(
-    request: Request, project: Project, name: str, version: int | None, alias: str | None
-) -> tuple[str, int, str, str]:
-    with request.app.state.session_factory() as session:
-        _model, row = resolve_version(session, project.id, name, version=version, alias=alias)
-        return row.id, row.version, row.task, row.artifact_uri
-
-
 @router.post(
     "/{name}/predict",
     response_model=PredictResponse,
@@ -95,11 +85,10 @@ async def predict(
     alias: Annotated[str | None, Query(max_length=100)] = None,
 ) -> JSONResponse:
     started = time.perf_counter()
-    version_id, number, task, uri = await run_in_threadpool(
-        _resolve, request, project, name, version, alias
-    )
+    resolved = await resolve(request, project.id, name, version, alias)
+    number = resolved.number
     inputs = await read_inputs(request, settings)
-    expected = _MODALITY.get(task, "text")
+    expected = _MODALITY.get(resolved.task, "text")
     if inputs.kind != expected:
         raise Unprocessable(
             f"Model {name!r} classifies {expected}s but the request sent {inputs.kind}s. "
@@ -114,7 +103,8 @@ async def predict(
     cache = request.app.state.model_cache
     label = f"{name}:{number}"
     try:
-        loaded = await cache.get(ModelKey(version_id, _artifact_path(uri), label))
+        key = ModelKey(resolved.version_id, _artifact_path(resolved.artifact_uri), label)
+        loaded = await cache.get(key)
     except ModelLoadError as exc:
         raise Unavailable(
             f"Model {label} cannot be loaded: {exc}",

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Path, Query, Request
 from app.db import after_commit, commit
 from app.deps import ProjectDep, SessionDep
 from app.errors import PROBLEM_RESPONSES
+from app.inference.resolution import forget_model
 from app.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from app.registry import repository, service
 from app.registry.schemas import (
@@ -77,6 +78,7 @@ def delete_version(
 
     def _forget() -> None:
         shutil.rmtree(path, ignore_errors=True)
+        forget_model(request, project.id, name)
         _evict(request, version_id)
 
     after_commit(session, _forget)
@@ -99,17 +101,24 @@ def _evict(request: Request, version_id: str) -> None:
     "/{name}/aliases/{alias}", response_model=AliasRead, summary="Point an alias at a version"
 )
 def set_alias(
-    name: str, alias: AliasPath, body: AliasSet, project: ProjectDep, session: SessionDep
+    name: str,
+    alias: AliasPath,
+    body: AliasSet,
+    request: Request,
+    project: ProjectDep,
+    session: SessionDep,
 ) -> AliasRead:
     row = service.set_alias(session, project.id, name, alias, body.version)
     commit(session)
+    forget_model(request, project.id, name)
     return AliasRead(name=name, alias=alias, version=row.version)
 
 
 @router.delete("/{name}/aliases/{alias}", response_model=AliasDeleted, summary="Remove an alias")
 def delete_alias(
-    name: str, alias: AliasPath, project: ProjectDep, session: SessionDep
+    name: str, alias: AliasPath, request: Request, project: ProjectDep, session: SessionDep
 ) -> AliasDeleted:
     service.delete_alias(session, project.id, name, alias)
     commit(session)
+    forget_model(request, project.id, name)
     return AliasDeleted(name=name, alias=alias)

@@ -1,7 +1,7 @@
 """Image inputs: bytes -> decoded, size-checked RGB -> the model's own eval transform."""
 
 import io
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -40,11 +40,16 @@ def decode_image(data: object, index: int, max_pixels: int) -> Image.Image:
 
 
 class ImagePreprocessor:
-    """Turns image bytes into the ``pixel_values`` batch the model was evaluated with."""
+    """Turns image bytes into the ``pixel_values`` batch the model was evaluated with.
+
+    The timm eval transform (resize, center crop, to-tensor, normalize) the training code used
+    for validation, rebuilt from the data config stored in the artifact. Its PIL steps run as
+    they are; to-tensor and normalize are done in numpy, written straight into the batch
+    array: the same float32 arithmetic, without torch's thread pool, whose threads would wake
+    for every image and contend with the forward pass's own threads.
+    """
 
     def __init__(self, preprocessing: Mapping[str, Any], max_pixels: int = DEFAULT_MAX_PIXELS):
-        # The same timm eval transform (resize, center crop, normalize) the training code
-        # used for validation, rebuilt from the data config stored in the artifact.
         options = {key: preprocessing[key] for key in _EVAL_KEYS if key in preprocessing}
         if "input_size" in options:
             options["input_size"] = tuple(options["input_size"])
@@ -53,9 +58,27 @@ class ImagePreprocessor:
                 options[key] = tuple(options[key])
         self.transform = create_transform(**options, is_training=False)
         self.max_pixels = max_pixels
+        steps = list(getattr(self.transform, "transforms", []))
+        names = [type(step).__name__ for step in steps]
+        if names[-2:] not in (["ToTensor", "Normalize"], ["MaybeToTensor", "Normalize"]):
+            raise ValueError(f"unexpected eval transform {self.transform}")
+        self._pil_steps: list[Callable[[Image.Image], Image.Image]] = steps[:-2]
+        self._mean = np.asarray(steps[-1].mean, dtype=np.float32).reshape(-1, 1, 1)
+        self._std = np.asarray(steps[-1].std, dtype=np.float32).reshape(-1, 1, 1)
 
     def __call__(self, inputs: Sequence[object]) -> dict[str, np.ndarray]:
-        tensors = [
-            self.transform(decode_image(data, i, self.max_pixels)) for i, data in enumerate(inputs)
+        images = [
+            self._resize(decode_image(data, i, self.max_pixels)) for i, data in enumerate(inputs)
         ]
-        return {"pixel_values": np.stack([t.numpy() for t in tensors]).astype(np.float32)}
+        batch = np.empty((len(images), 3, images[0].height, images[0].width), dtype=np.float32)
+        for row, image in zip(batch, images, strict=True):
+            # x / 255, then (x - mean) / std: to-tensor's and normalize's own float32 steps.
+            np.divide(np.asarray(image).transpose(2, 0, 1), np.float32(255), out=row)
+            row -= self._mean
+            row /= self._std
+        return {"pixel_values": batch}
+
+    def _resize(self, image: Image.Image) -> Image.Image:
+        for step in self._pil_steps:
+            image = step(image)
+        return image

@@ -1,7 +1,10 @@
-"""Progress with an ETA from measured step times, throttled so that hooks stay cheap."""
+"""Progress with an ETA from measured step times, throttled so that hooks stay cheap; and
+the timed phases of a job's start (model load, data preparation, features), which tell a
+user, and bench/job_latency.py, where the time before the first optimizer step went."""
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from ml.training.loop import EpochProgress
 from ml.training.spec import TrainHooks
@@ -83,3 +86,22 @@ def preparation_ticker(
         done += 1
 
     return tick
+
+
+@contextmanager
+def timed_phase(hooks: TrainHooks, phase: str, message: str) -> Iterator[None]:
+    """Run a block, then record an event "<message> in N s" with ``{"phase", "seconds"}``."""
+    started = time.perf_counter()
+    yield
+    seconds = time.perf_counter() - started
+    hooks.event(
+        "info",
+        f"{message} in {seconds:.2f} s",
+        data={"phase": phase, "seconds": round(seconds, 4)},
+    )
+
+
+def mark_first_step(hooks: TrainHooks) -> None:
+    """The event that marks the job's first optimizer step (every method starts with the
+    probe, so it comes just before the probe's first LBFGS step)."""
+    hooks.event("info", "training started: first optimizer step", data={"phase": "first_step"})

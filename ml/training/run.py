@@ -31,7 +31,7 @@ from ml.training.images import image_preprocessing
 from ml.training.model import backbone_fingerprint, inference_batch_size
 from ml.training.outcome import TrainOutcome
 from ml.training.probe import ProbeFit, fit_probe, install_head
-from ml.training.reporting import preparation_ticker
+from ml.training.reporting import mark_first_step, preparation_ticker, timed_phase
 from ml.training.spec import TrainHooks, TrainingStopped, TrainSpec
 from ml.training.targets import class_weights
 from ml.training.text_classifier import MeanPooledClassifier
@@ -148,7 +148,9 @@ def _prepare(spec: TrainSpec, hooks: TrainHooks) -> _Job:
             "labels are imbalanced: the loss weighs each label by its inverse frequency",
             data={"class_weights": dict(zip(labels, weights, strict=True))},
         )
-    model, tokenizer, preprocessing = _build_model(spec, labels, multilabel, hp)
+    with timed_phase(hooks, "model_load", f"loaded backbone {spec.backbone.id}"):
+        model, tokenizer, preprocessing = _build_model(spec, labels, multilabel, hp)
+        model.to(device)
     if "max_length" in hp and preprocessing["max_length"] < hp["max_length"]:
         hooks.event(
             "warn",
@@ -156,14 +158,18 @@ def _prepare(spec: TrainSpec, hooks: TrainHooks) -> _Job:
             f"using {preprocessing['max_length']}",
         )
         hp["max_length"] = preprocessing["max_length"]
-    model.to(device)
     if device.type == "cuda" and spec.backbone.modality == "image":
         model.to(memory_format=torch.channels_last)
     check = _stop_checker(hooks)
-    train_inputs = prepare_inputs(data.train_set, preprocessing, spec.cache_dir, tokenizer, check)
-    val_inputs = train_inputs
-    if data.val_set is not data.train_set:
-        val_inputs = prepare_inputs(data.val_set, preprocessing, spec.cache_dir, tokenizer, check)
+    with timed_phase(hooks, "data_preparation", "prepared the inputs (decoded or tokenized)"):
+        train_inputs = prepare_inputs(
+            data.train_set, preprocessing, spec.cache_dir, tokenizer, check
+        )
+        val_inputs = train_inputs
+        if data.val_set is not data.train_set:
+            val_inputs = prepare_inputs(
+                data.val_set, preprocessing, spec.cache_dir, tokenizer, check
+            )
     return _Job(
         spec=spec,
         hooks=hooks,
@@ -196,11 +202,13 @@ def _features(job: _Job, dataset: StoredDataset, inputs: CachedInputs) -> torch.
 def _linear_probe(job: _Job) -> tuple[ProbeFit, dict[str, float]]:
     """Fit the head on frozen features and put it into the model: (fit, validation summary)."""
     data, device = job.data, job.device
-    features = _features(job, data.train_set, job.train_inputs)
-    val_features = features
-    if data.val_set is not data.train_set:
-        val_features = _features(job, data.val_set, job.val_inputs)
+    with timed_phase(job.hooks, "features", "frozen features ready"):
+        features = _features(job, data.train_set, job.train_inputs)
+        val_features = features
+        if data.val_set is not data.train_set:
+            val_features = _features(job, data.val_set, job.val_inputs)
     val_truth = data.val_targets[data.val_rows]
+    mark_first_step(job.hooks)
     probe = fit_probe(
         features[data.train_rows].to(device),
         data.targets[data.train_rows].to(device),

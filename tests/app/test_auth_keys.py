@@ -1,16 +1,23 @@
-"""API keys are stored hashed and only the exact key authenticates."""
+"""API keys are stored hashed, only the exact key authenticates, and a revoked key stops
+working within the API's `auth_cache_seconds`."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from app.auth.keys import authenticate, create_key, register_key
+from app.auth.keys import authenticate, create_key, key_digest, register_key
+from app.config import Settings
 from app.db import make_engine, make_session_factory, transaction
+from app.main import create_app
 from app.migrate import upgrade
 from app.models import ApiKey
+from app.models.base import utcnow
+from tests.support.stack import wait_until
 
 
 @pytest.fixture
@@ -47,3 +54,34 @@ def test_bootstrap_key_is_valid_for_the_default_project(sessions) -> None:  # ty
         assert project is not None and project.name == "default"
     with pytest.raises(ValueError, match="hone keys create"), transaction(sessions) as s:
         register_key(s, "too-short", "default")
+
+
+def _revoke(sessions, key: str) -> None:  # type: ignore[no-untyped-def]
+    with transaction(sessions) as s:
+        row = s.scalar(select(ApiKey).where(ApiKey.key_hash == key_digest(key)))
+        assert row is not None
+        row.revoked_at = utcnow()
+
+
+@pytest.mark.parametrize("remember", [0.0, 0.3])
+def test_a_revoked_key_is_refused_within_auth_cache_seconds(
+    tmp_path: Path,
+    sessions,
+    remember: float,  # type: ignore[no-untyped-def]
+) -> None:
+    url = str(sessions.kw["bind"].url)
+    settings = Settings(data_dir=tmp_path, database_url=url, auth_cache_seconds=remember)
+    with transaction(sessions) as s:
+        key = create_key(s, "alpha")
+    with TestClient(create_app(settings)) as client:
+        headers = {"Authorization": f"Bearer {key}"}
+        assert client.get("/v1/models", headers=headers).status_code == 200
+        _revoke(sessions, key)
+        started = time.monotonic()
+        wait_until(
+            lambda: client.get("/v1/models", headers=headers).status_code == 401,
+            timeout=5,
+            interval=0.05,
+            what="the revoked key to be refused",
+        )
+        assert time.monotonic() - started <= remember + 1.0

@@ -125,6 +125,12 @@ def test_a_version_that_is_not_ready_cannot_be_aliased_served_or_deleted(
     )
     problem(resp, 409, "version_not_ready")
     assert _resolve(stack) == 2  # "newest ready" skips it
+    predict = stack.client.post(
+        f"/v1/models/{MODEL}/predict?version={registering_version}",
+        headers=stack.headers(),
+        json={"inputs": ["is this served?"]},
+    )
+    problem(predict, 409, "version_not_ready")
 
 
 def test_a_model_without_ready_versions_cannot_serve(stack: Stack) -> None:
@@ -139,6 +145,10 @@ def test_a_model_without_ready_versions_cannot_serve(stack: Stack) -> None:
         with pytest.raises(NotFound):
             resolve_version(session, _project_id(session, stack), "nope", version=None,
                             alias=None)  # fmt: skip
+    predict = stack.client.post(
+        "/v1/models/empty/predict", headers=stack.headers(), json={"inputs": ["anyone?"]}
+    )
+    problem(predict, 409, "no_ready_version")
     listed = stack.client.get("/v1/models?limit=100", headers=stack.headers()).json()["data"]
     empty = next(m for m in listed if m["name"] == "empty")
     assert empty["latest_version"] is None and empty["aliases"] == {}

@@ -40,6 +40,30 @@ def test_linear_probe_learns_images(image_dataset: Path, make_spec: MakeSpec) ->
     json.dumps(outcome.metrics)  # stored in the registry as JSON
 
 
+def phases_at(hooks: Recorder) -> dict[str, int]:
+    """Each phase event's position among the events, in the order they came."""
+    return {
+        e["data"]["phase"]: i for i, e in enumerate(hooks.events) if "phase" in (e["data"] or {})
+    }
+
+
+def test_the_start_of_a_job_is_timed_phase_by_phase(
+    text_dataset: Path, make_spec: MakeSpec
+) -> None:
+    """What a user reads to see where the time before training went (and what
+    bench/job_latency.py measures): load, preparation, features, then the first step."""
+    hooks = Recorder()
+    run_training(make_spec(text_dataset, "text", method="full"), hooks)
+
+    assert list(phases_at(hooks)) == ["model_load", "data_preparation", "features", "first_step"]
+    timed = [e for e in hooks.events if "seconds" in (e["data"] or {})]
+    assert all(e["data"]["seconds"] >= 0 and " s" in e["message"] for e in timed)
+    # The first optimizer step precedes every fine-tuning epoch's metrics.
+    first_step = phases_at(hooks)["first_step"]
+    epochs = [i for i, e in enumerate(hooks.events) if e["type"] == "metrics"]
+    assert epochs and min(epochs) > first_step
+
+
 def test_full_fine_tune_learns_images_and_reports_each_epoch(
     image_dataset: Path, make_spec: MakeSpec
 ) -> None:
