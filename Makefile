@@ -9,7 +9,7 @@ VENV := $(VENV_ROOT)/venv-$(SPEC_HASH)
 BIN := $(VENV)/bin
 READY := $(VENV)/.installed
 
-.PHONY: install run test lint typecheck format bench clean-venv
+.PHONY: install run test lint typecheck format bench bench-data clean-venv
 
 $(READY):
 	@mkdir -p $(VENV_ROOT)
@@ -44,8 +44,14 @@ format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-bench: install
+# The benchmarks' image data is Debian's Fashion-MNIST package (needs root, or sudo).
+bench-data:
+	@test -d /usr/share/datasets/fashion-mnist || \
+		$$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y dataset-fashion-mnist
+
+bench: install bench-data
 	$(BIN)/python -m bench.train_overhead
+	$(BIN)/python -m bench.job_latency
 	$(BIN)/python -m bench.time_to_model
 	$(BIN)/python -m bench.runtimes
 	$(BIN)/python -m bench.serve

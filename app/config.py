@@ -90,7 +90,12 @@ class Settings(BaseSettings):
         description="How long a prediction's version resolution is remembered (0: never).",
     )
     max_batch_size: int = Field(default=8, ge=1, description="Largest batch the batcher forms.")
-    max_wait_ms: float = Field(default=2.0, ge=0, description="How long a batch waits to fill.")
+    max_wait_ms: float = Field(
+        default=0.0,
+        ge=0,
+        description="How long a lone request waits for batch-mates (0: batches form from what "
+        "queues during the previous forward pass).",
+    )
     max_queue: int = Field(default=256, ge=1, description="Queued inputs per model before 429.")
     max_inputs_per_request: int = Field(default=64, ge=1)
     max_text_chars: int = Field(default=20_000, ge=1)

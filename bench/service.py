@@ -21,6 +21,7 @@ class Service:
 
     def __init__(self, data_dir: Path, port: int, **env: str) -> None:
         self.key = "hone_" + secrets.token_hex(24)
+        self.port = port
         self.url = f"http://127.0.0.1:{port}"
         self.env = {
             **os.environ,

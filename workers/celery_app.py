@@ -20,13 +20,14 @@ import os
 import signal
 from typing import Any
 
-from celery import Celery, signals
+from celery import Celery, bootsteps, signals
 
 from app.config import Settings, get_settings
 
 DATA_QUEUE = "data"
 TRAIN_QUEUE = "train"
 EMBEDDED_POLL_SECONDS = 0.1
+TICK_SECONDS = 0.05
 
 
 def make_celery(settings: Settings) -> Celery:
@@ -66,7 +67,31 @@ def make_celery(settings: Settings) -> Celery:
     return app
 
 
+class _PromptPickup(bootsteps.StartStopStep):
+    """Wake the worker's event loop every TICK_SECONDS, so a free process is offered the next
+    message at once.
+
+    With acks_late, prefetch 1 and Redis, the consumer stops asking Redis for messages
+    (BRPOP) while its process is busy, and asks again only on its event loop's next turn,
+    which with nothing else to do comes up to seconds later (celery/celery#4378, #7718):
+    measured here, 1.4 s between `POST /v1/jobs` and the worker starting the job. A turn of
+    an idle loop costs microseconds.
+    """
+
+    requires = {"celery.worker.components:Hub"}
+
+    def start(self, parent: Any) -> None:
+        hub = getattr(parent, "hub", None)
+        if hub is not None:
+            hub.call_repeatedly(TICK_SECONDS, _tick)
+
+
+def _tick() -> None:
+    """Nothing: the loop's turn itself re-issues the consumer's BRPOP when it has room."""
+
+
 celery_app = make_celery(get_settings())
+celery_app.steps["worker"].add(_PromptPickup)
 
 
 # The worker's consumer (for the pool's child pids) and the reaper, set when the worker is ready.

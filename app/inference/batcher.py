@@ -4,11 +4,13 @@ One background task per model collects queued inputs until ``max_batch_size`` ar
 ``max_wait_ms`` has passed since the oldest arrived, then runs preprocessing, the forward pass
 and formatting in the executor, off the event loop, and hands every caller its own answers.
 
-Why the defaults are small (8 inputs, a 2 ms wait): on a CPU one forward pass already uses
-every core, so batching buys little throughput (flat for MiniLM, worse past 8 for
+Why the defaults are small (8 inputs, no wait): on a CPU one forward pass already uses every
+core, so batching buys little throughput (flat for MiniLM, worse past 8 for
 EfficientNet-Lite0, FINDINGS.md) while every input in a batch waits for the whole batch. The
-size still adapts to load: an idle model runs a lone request after at most ``max_wait_ms``,
-and under load the batch is whatever queued during the previous forward pass, up to the cap.
+size still adapts to load: an idle model runs a lone request at once, and under load the
+batch is whatever queued during the previous forward pass, up to the cap. A wait
+(``max_wait_ms``) only pays where batching multiplies throughput (a GPU): measured on 2 CPU
+cores, the former 2 ms default was 2 ms added to every lone request and nothing gained.
 """
 
 import asyncio
@@ -53,8 +55,9 @@ class BatchObserver(Protocol):
 @dataclass
 class Timing:
     queue_ms: float  # submit until the request's first input started running
-    inference_ms: float  # time in the forward passes that carried its inputs
+    inference_ms: float  # time in the batches that carried its inputs (preprocess to format)
     batch_size: int  # the largest batch its inputs ran in
+    forward_ms: float = 0.0  # of inference_ms, the model's forward passes alone
 
 
 class QueueFull(Exception):
@@ -79,6 +82,7 @@ class _Request:
     remaining: int = 0
     started: float | None = None
     inference_ms: float = 0.0
+    forward_ms: float = 0.0
     batch_size: int = 0
 
 
@@ -94,7 +98,7 @@ class Batcher:
         predictor: Servable,
         *,
         max_batch_size: int = 8,
-        max_wait_ms: float = 2.0,
+        max_wait_ms: float = 0.0,
         max_queue: int = 256,
         executor: Executor,
         observer: BatchObserver | None = None,
@@ -175,15 +179,18 @@ class Batcher:
             for item in batch:
                 if item.request.started is None:
                     item.request.started = start
+            forward_ms = 0.0
             try:
-                outcomes = await loop.run_in_executor(self._executor, self._infer, batch)
+                outcomes, forward_ms = await loop.run_in_executor(
+                    self._executor, self._infer, batch
+                )
             except Exception as exc:  # a failed forward fails its batch, not the batcher
                 outcomes = [exc] * len(batch)
             elapsed_ms = (time.perf_counter() - start) * 1000
             self._running = []
             # What the forward pass really carried: inputs of rejected requests do not count.
             size = sum(not isinstance(outcome, Exception) for outcome in outcomes)
-            self._resolve(batch, outcomes, elapsed_ms, size)
+            self._resolve(batch, outcomes, (elapsed_ms, forward_ms), size)
             if size:
                 self._item_ms += _EMA_WEIGHT * (elapsed_ms / size - self._item_ms)
                 self._observe(size, elapsed_ms)
@@ -214,8 +221,9 @@ class Batcher:
             if batch:
                 return batch
 
-    def _infer(self, batch: list[_Item]) -> list[Prediction | Exception]:
-        """Runs in the executor. A bad input fails only its own request, not its batch mates."""
+    def _infer(self, batch: list[_Item]) -> tuple[list[Prediction | Exception], float]:
+        """Runs in the executor: each item's outcome, and the forward pass's milliseconds.
+        A bad input fails only its own request, not its batch mates."""
         outcomes: list[Prediction | Exception | None] = [None] * len(batch)
         alive = list(range(len(batch)))
         while True:
@@ -232,21 +240,25 @@ class Batcher:
                         outcomes[i] = error
                 alive = [i for i in alive if outcomes[i] is None]
                 if not alive:
-                    return [o for o in outcomes if o is not None]
-        probs = self.predictor.probabilities(self.predictor.forward(inputs))
+                    return [o for o in outcomes if o is not None], 0.0
+        started = time.perf_counter()
+        logits = self.predictor.forward(inputs)
+        forward_ms = (time.perf_counter() - started) * 1000
+        probs = self.predictor.probabilities(logits)
         for row, i in enumerate(alive):
             outcomes[i] = self.predictor.format(probs[row : row + 1], batch[i].request.top_k)[0]
-        return [o for o in outcomes if o is not None]
+        return [o for o in outcomes if o is not None], forward_ms
 
     def _resolve(
         self,
         batch: list[_Item],
         outcomes: list[Prediction | Exception],
-        elapsed_ms: float,
+        times_ms: tuple[float, float],  # the batch's whole run, and its forward pass
         size: int,
     ) -> None:
         for request in {item.request for item in batch}:
-            request.inference_ms += elapsed_ms
+            request.inference_ms += times_ms[0]
+            request.forward_ms += times_ms[1]
             request.batch_size = max(request.batch_size, size)
         for item, outcome in zip(batch, outcomes, strict=True):
             request = item.request
@@ -259,5 +271,7 @@ class Batcher:
             request.remaining -= 1
             if request.remaining == 0:
                 queue_ms = ((request.started or request.enqueued) - request.enqueued) * 1000
-                timing = Timing(queue_ms, request.inference_ms, request.batch_size)
+                timing = Timing(
+                    queue_ms, request.inference_ms, request.batch_size, request.forward_ms
+                )
                 request.future.set_result(([r for r in request.results if r is not None], timing))

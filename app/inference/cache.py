@@ -53,7 +53,7 @@ class ModelCache:
         memory_budget_bytes: int,
         executor: Executor | None = None,
         max_batch_size: int = 8,
-        max_wait_ms: float = 2.0,
+        max_wait_ms: float = 0.0,
         max_queue: int = 256,
         observer: Callable[[CacheKey], BatchObserver | None] | None = None,
     ) -> None:

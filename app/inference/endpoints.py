@@ -142,6 +142,10 @@ async def predict(
             "X-Queue-Time-Ms": f"{timing.queue_ms:.2f}",
             "X-Inference-Time-Ms": f"{timing.inference_ms:.2f}",
             "X-Batch-Size": str(timing.batch_size),
+            # The same, plus the whole handler, for browsers' and proxies' timing views.
+            "Server-Timing": f"queue;dur={timing.queue_ms:.2f}, "
+            f"inference;dur={timing.inference_ms:.2f}, forward;dur={timing.forward_ms:.2f}, "
+            f"handler;dur={elapsed * 1000:.2f}",
         },
     )
 

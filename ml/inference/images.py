@@ -18,7 +18,13 @@ _EVAL_KEYS = ("input_size", "interpolation", "mean", "std", "crop_pct", "crop_mo
 
 
 def decode_image(data: object, index: int, max_pixels: int) -> Image.Image:
-    """An RGB image, or InputError; the pixel cap is checked from the header, before decoding."""
+    """An RGB or greyscale ("L") image, or InputError; the pixel cap is checked from the header,
+    before decoding.
+
+    Greyscale stays greyscale: resizing one band gives exactly the values of resizing the
+    three equal bands of its RGB copy (each band is resampled alike) for a third of the work;
+    the preprocessor spreads it over three channels afterwards.
+    """
     if not isinstance(data, bytes | bytearray | memoryview):
         raise InputError(index, "expected image bytes")
     try:
@@ -28,7 +34,7 @@ def decode_image(data: object, index: int, max_pixels: int) -> Image.Image:
                 index, f"image is {image.width}x{image.height}, over {max_pixels} pixels"
             )
         image.load()
-        return image.convert("RGB")
+        return image if image.mode in ("L", "RGB") else image.convert("RGB")
     except InputError:
         raise
     except (UnidentifiedImageError, Image.DecompressionBombError):
@@ -44,9 +50,10 @@ class ImagePreprocessor:
 
     The timm eval transform (resize, center crop, to-tensor, normalize) the training code used
     for validation, rebuilt from the data config stored in the artifact. Its PIL steps run as
-    they are; to-tensor and normalize are done in numpy, written straight into the batch
-    array: the same float32 arithmetic, without torch's thread pool, whose threads would wake
-    for every image and contend with the forward pass's own threads.
+    they are; to-tensor and normalize become one lookup table per channel (the 256 values
+    ``(v / 255 - mean) / std`` in float32, the very arithmetic of to-tensor then normalize),
+    written straight into the batch array without torch's thread pool, whose threads would
+    wake for every image and contend with the forward pass's own.
     """
 
     def __init__(self, preprocessing: Mapping[str, Any], max_pixels: int = DEFAULT_MAX_PIXELS):
@@ -63,8 +70,10 @@ class ImagePreprocessor:
         if names[-2:] not in (["ToTensor", "Normalize"], ["MaybeToTensor", "Normalize"]):
             raise ValueError(f"unexpected eval transform {self.transform}")
         self._pil_steps: list[Callable[[Image.Image], Image.Image]] = steps[:-2]
-        self._mean = np.asarray(steps[-1].mean, dtype=np.float32).reshape(-1, 1, 1)
-        self._std = np.asarray(steps[-1].std, dtype=np.float32).reshape(-1, 1, 1)
+        mean = np.asarray(steps[-1].mean, dtype=np.float32).reshape(-1, 1)
+        std = np.asarray(steps[-1].std, dtype=np.float32).reshape(-1, 1)
+        levels = np.arange(256, dtype=np.float32) / np.float32(255)
+        self._tables = (levels[None, :] - mean) / std  # [3, 256] float32
 
     def __call__(self, inputs: Sequence[object]) -> dict[str, np.ndarray]:
         images = [
@@ -72,10 +81,10 @@ class ImagePreprocessor:
         ]
         batch = np.empty((len(images), 3, images[0].height, images[0].width), dtype=np.float32)
         for row, image in zip(batch, images, strict=True):
-            # x / 255, then (x - mean) / std: to-tensor's and normalize's own float32 steps.
-            np.divide(np.asarray(image).transpose(2, 0, 1), np.float32(255), out=row)
-            row -= self._mean
-            row /= self._std
+            pixels = np.asarray(image)  # uint8, [H, W] (greyscale) or [H, W, 3]
+            for channel, table in enumerate(self._tables):
+                levels = pixels if pixels.ndim == 2 else pixels[..., channel]
+                np.take(table, levels, out=row[channel])
         return {"pixel_values": batch}
 
     def _resize(self, image: Image.Image) -> Image.Image:

@@ -156,6 +156,12 @@ def test_multipart_images_and_timing_headers(
     assert all(len(p["scores"]) == 2 for p in body["predictions"])
     assert float(resp.headers["x-inference-time-ms"]) > 0
     assert int(resp.headers["x-batch-size"]) >= 1
+    parts = dict(p.strip().split(";dur=") for p in resp.headers["server-timing"].split(","))
+    timing = {name: float(value) for name, value in parts.items()}
+    assert set(timing) == {"queue", "inference", "forward", "handler"}
+    # The forward pass is part of the batch's run, which is part of the handler's time.
+    assert 0 < timing["forward"] <= timing["inference"] <= timing["handler"]
+    assert timing["inference"] == float(resp.headers["x-inference-time-ms"])
 
 
 def _problem(resp: httpx.Response, status: int, code: str | None = None) -> dict[str, Any]:
