@@ -89,6 +89,10 @@ class Settings(BaseSettings):
         ge=0,
         description="How long a prediction's version resolution is remembered (0: never).",
     )
+    serve_device: str = Field(
+        default="auto",
+        description="Where predictions run: auto (the GPU when there is one), cpu, cuda[:N].",
+    )
     max_batch_size: int = Field(default=8, ge=1, description="Largest batch the batcher forms.")
     max_wait_ms: float = Field(
         default=0.0,

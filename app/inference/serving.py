@@ -33,9 +33,9 @@ class _Observer:
 
 def build_model_cache(settings: Settings, metrics: ApiMetrics) -> ModelCache:
     def load(key: Any) -> Any:
-        from ml.inference.predictor import load_predictor
+        from ml.inference.predictor import load_predictor, serving_device
 
-        return load_predictor(key.path)
+        return load_predictor(key.path, device=serving_device(settings.serve_device))
 
     return VersionCache(
         load,

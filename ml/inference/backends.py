@@ -14,6 +14,8 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
+from ml.device import autocast
+
 Batch = dict[str, np.ndarray]
 
 
@@ -60,7 +62,8 @@ def weights_bytes(model: torch.nn.Module) -> int:
 
 
 class TorchBackend:
-    """Eager PyTorch, optionally wrapped in torch.compile (slow to warm; measured, not default)."""
+    """Eager PyTorch, optionally wrapped in torch.compile (slow to warm; measured, not default).
+    On CUDA the forward pass runs under bf16 autocast, as training's validation did."""
 
     def __init__(self, model: torch.nn.Module, *, device: str = "cpu", compile: bool = False):
         self.device = torch.device(device)
@@ -75,7 +78,7 @@ class TorchBackend:
         if self._names is None:
             self._names = accepted_inputs(self.model, list(batch))
         inputs = {name: torch.from_numpy(batch[name]).to(self.device) for name in self._names}
-        with torch.inference_mode():
+        with torch.inference_mode(), autocast(self.device):
             logits = call_model(self._forward, inputs)
         return logits.float().cpu().numpy()
 

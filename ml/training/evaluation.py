@@ -7,10 +7,11 @@ import numpy as np
 import torch
 
 from ml.calibration import expected_calibration_error, fit_temperature, probabilities
+from ml.device import autocast
 from ml.metrics import best_thresholds, multilabel_metrics, single_label_metrics
 from ml.training.loader import Loader
 from ml.training.loss import validation_loss
-from ml.training.model import autocast, forward_logits
+from ml.training.model import forward_logits
 
 Score = tuple[float, ...]
 

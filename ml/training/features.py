@@ -16,8 +16,9 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from ml.backbones.atomic import write_atomically
+from ml.device import autocast
 from ml.training.data import CachedInputs, build_loader, num_rows
-from ml.training.model import autocast, classifier_layer, forward_logits
+from ml.training.model import classifier_layer, forward_logits
 from ml.training.spec import TrainingStopped
 
 

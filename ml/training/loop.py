@@ -11,10 +11,10 @@ from dataclasses import dataclass
 
 import torch
 
+from ml.device import autocast
 from ml.training.loader import Loader
 from ml.training.loss import LossFn
 from ml.training.model import (
-    autocast,
     forward_logits,
     freeze_batchnorm_statistics,
     parameters_by_role,

@@ -1,7 +1,6 @@
 """What the engine needs to know about a classifier, for timm and transformers models alike:
 how to call it, where its head is, which parameters are backbone, and BatchNorm handling."""
 
-import contextlib
 import hashlib
 from collections.abc import Iterator
 
@@ -75,13 +74,6 @@ def freeze_batchnorm_statistics(model: torch.nn.Module) -> None:
     for module in model.modules():
         if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
             module.eval()
-
-
-def autocast(device: torch.device) -> contextlib.AbstractContextManager[object]:
-    """bf16 autocast on CUDA; fp32 on the CPU, where reduced precision is slower (FINDINGS.md)."""
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
 
 
 def inference_batch_size(modality: str, device: torch.device, batch_size: int) -> int:
