@@ -6,12 +6,14 @@ Ids start with a millisecond timestamp, so ordering by id is ordering by creatio
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
+from pydantic import BaseModel
 from sqlalchemy import Select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 T = TypeVar("T")
+Item = TypeVar("Item")
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
@@ -30,3 +32,11 @@ def page(
         stmt = stmt.where(id_column < after)
     rows = session.scalars(stmt.order_by(id_column.desc()).limit(limit + 1)).all()
     return rows[:limit], len(rows) > limit
+
+
+class ListOf(BaseModel, Generic[Item]):
+    """The body of every list endpoint: `{"object": "list", "data": [...], "has_more": ...}`."""
+
+    object: Literal["list"] = "list"
+    data: list[Item]
+    has_more: bool

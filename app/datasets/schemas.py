@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from app.models import Dataset
+from app.pagination import ListOf
 
 Task = Literal["image_classification", "text_classification"]
 DatasetStatus = Literal["processing", "ready", "failed"]
@@ -56,7 +57,4 @@ class DatasetRead(BaseModel):
         )
 
 
-class DatasetList(BaseModel):
-    object: Literal["list"] = "list"
-    data: list[DatasetRead]
-    has_more: bool
+DatasetList = ListOf[DatasetRead]

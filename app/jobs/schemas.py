@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from app.datasets.schemas import ErrorInfo
 from app.jobs.states import JobStatus
 from app.models import Job, JobEvent
+from app.pagination import ListOf
 
 MODEL_NAME_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9._-]{0,99}$"
 Method = Literal["auto", "linear_probe", "full"]
@@ -90,10 +91,7 @@ class JobRead(BaseModel):
         )
 
 
-class JobList(BaseModel):
-    object: Literal["list"] = "list"
-    data: list[JobRead]
-    has_more: bool
+JobList = ListOf[JobRead]
 
 
 class EventRead(BaseModel):
@@ -117,7 +115,4 @@ class EventRead(BaseModel):
         )
 
 
-class EventList(BaseModel):
-    object: Literal["list"] = "list"
-    data: list[EventRead]
-    has_more: bool
+EventList = ListOf[EventRead]

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field
 
 from app.models import ModelVersion, RegisteredModel
+from app.pagination import ListOf
 
 ALIAS_PATTERN = r"^[a-zA-Z][a-zA-Z0-9._-]{0,99}$"
 AliasName = Annotated[str, Field(pattern=ALIAS_PATTERN, description="e.g. production")]
@@ -32,10 +33,7 @@ class ModelRead(BaseModel):
         )
 
 
-class ModelList(BaseModel):
-    object: Literal["list"] = "list"
-    data: list[ModelRead]
-    has_more: bool
+ModelList = ListOf[ModelRead]
 
 
 class VersionSummary(BaseModel):

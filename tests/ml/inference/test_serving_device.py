@@ -1,4 +1,5 @@
-"""Where predictions run: the GPU when there is one, else the CPU; a missing GPU is a clear error."""
+"""Where predictions run: the GPU when there is one, else the CPU; a missing GPU is a clear
+error."""
 
 import pytest
 import torch
