@@ -7,6 +7,8 @@ from typing import Any
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 from timm.data import create_transform
+from torchvision import transforms
+from torchvision.transforms.functional import _compute_resized_output_size, pil_modes_mapping
 
 from ml.inference.errors import InputError
 
@@ -70,6 +72,7 @@ class ImagePreprocessor:
         if names[-2:] not in (["ToTensor", "Normalize"], ["MaybeToTensor", "Normalize"]):
             raise ValueError(f"unexpected eval transform {self.transform}")
         self._pil_steps: list[Callable[[Image.Image], Image.Image]] = steps[:-2]
+        self._resize_crop = _ResizeCrop.of(self._pil_steps)
         mean = np.asarray(steps[-1].mean, dtype=np.float32).reshape(-1, 1)
         std = np.asarray(steps[-1].std, dtype=np.float32).reshape(-1, 1)
         levels = np.arange(256, dtype=np.float32) / np.float32(255)
@@ -80,14 +83,59 @@ class ImagePreprocessor:
             self._resize(decode_image(data, i, self.max_pixels)) for i, data in enumerate(inputs)
         ]
         batch = np.empty((len(images), 3, images[0].height, images[0].width), dtype=np.float32)
+        same_tables = bool((self._tables == self._tables[0]).all())
         for row, image in zip(batch, images, strict=True):
             pixels = np.asarray(image)  # uint8, [H, W] (greyscale) or [H, W, 3]
+            if pixels.ndim == 2 and same_tables:  # one channel computed, then copied
+                np.take(self._tables[0], pixels, out=row[0])
+                row[1:] = row[0]
+                continue
             for channel, table in enumerate(self._tables):
                 levels = pixels if pixels.ndim == 2 else pixels[..., channel]
                 np.take(table, levels, out=row[channel])
         return {"pixel_values": batch}
 
     def _resize(self, image: Image.Image) -> Image.Image:
+        if self._resize_crop is not None:
+            fast = self._resize_crop(image)
+            if fast is not None:
+                return fast
         for step in self._pil_steps:
             image = step(image)
         return image
+
+
+class _ResizeCrop:
+    """torchvision's Resize(shorter side) then CenterCrop, as two direct PIL calls (same
+    sizes, same crop box, same resampling filter, so the same pixels) without the transform
+    wrappers' per-call overhead, which is a measurable share of a small image's cost."""
+
+    def __init__(self, size: int, interpolation: int, crop: tuple[int, int]) -> None:
+        self.size, self.interpolation, self.crop = size, interpolation, crop
+
+    @classmethod
+    def of(cls, steps: Sequence[object]) -> "_ResizeCrop | None":
+        """The fast path for exactly [Resize(int), CenterCrop]; None for anything else."""
+        if [type(step) for step in steps] != [transforms.Resize, transforms.CenterCrop]:
+            return None
+        resize, crop = steps
+        assert isinstance(resize, transforms.Resize) and isinstance(crop, transforms.CenterCrop)
+        size = resize.size if isinstance(resize.size, int) else list(resize.size)
+        if isinstance(size, list) and len(size) == 1:
+            size = size[0]
+        if not isinstance(size, int) or resize.max_size is not None:
+            return None
+        height, width = (int(v) for v in crop.size)
+        return cls(size, pil_modes_mapping[resize.interpolation], (height, width))
+
+    def __call__(self, image: Image.Image) -> Image.Image | None:
+        """The resized, cropped image; None where the crop would need padding (rare: the slow
+        path handles it)."""
+        new_h, new_w = _compute_resized_output_size((image.height, image.width), [self.size])
+        crop_h, crop_w = self.crop
+        if crop_h > new_h or crop_w > new_w:
+            return None
+        top = round((new_h - crop_h) / 2.0)
+        left = round((new_w - crop_w) / 2.0)
+        resized = image.resize((new_w, new_h), self.interpolation)
+        return resized.crop((left, top, left + crop_w, top + crop_h))
