@@ -46,6 +46,7 @@ from ml.training.loop import EpochProgress, build_optimizer, train_one_epoch
 from ml.training.loss import classification_loss
 from ml.training.model import forward_logits
 from ml.training.reporting import Reporter
+from ml.training.spec import NullHooks
 from ml.training.text_classifier import MeanPooledClassifier
 
 NUM_LABELS = 10
@@ -56,17 +57,6 @@ _MINILM: dict[str, Any] = {
     "intermediate_size": 1536,
     "vocab_size": 30522,
 }
-
-
-class _NoHooks:
-    def event(self, *args: Any, **kwargs: Any) -> None:
-        pass
-
-    def progress(self, **kwargs: Any) -> None:
-        pass
-
-    def should_stop(self) -> None:
-        return None
 
 
 class _Replay(Loader):
@@ -225,7 +215,7 @@ def _bare_epoch(
 def _engine_epoch(
     model: torch.nn.Module, loader: Loader, optimizer: torch.optim.Optimizer, watch: _Stopwatch
 ) -> None:
-    hooks = _NoHooks()
+    hooks = NullHooks()
     reporter = Reporter(hooks, 1, len(loader))
 
     def on_step(progress: EpochProgress) -> None:  # what fine_tune does every step, timed

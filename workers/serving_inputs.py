@@ -3,39 +3,17 @@ rows the engine validated on, from its own split function (same seed, same fract
 
 from __future__ import annotations
 
-from typing import Any, Literal
-
 from ml.training.examples import load_job_data
-from ml.training.spec import StopReason, TrainSpec
+from ml.training.spec import NullHooks, TrainSpec
 
 MAX_EXAMPLES = 256
-
-
-class _Quiet:
-    """TrainHooks that record nothing: the split's warnings were reported during training."""
-
-    def event(
-        self,
-        level: Literal["info", "warn", "error"],
-        message: str,
-        *,
-        type: Literal["message", "metrics"] = "message",
-        data: dict[str, Any] | None = None,
-    ) -> None:
-        return None
-
-    def progress(self, **_: Any) -> None:
-        return None
-
-    def should_stop(self) -> StopReason | None:
-        return None
 
 
 def serving_inputs(
     spec: TrainSpec, limit: int = MAX_EXAMPLES
 ) -> tuple[list[bytes] | list[str], list[int] | None]:
     """(image bytes or texts, their label indices; None for multi-label data)."""
-    data = load_job_data(spec, _Quiet())
+    data = load_job_data(spec, NullHooks())  # its warnings were reported in training
     rows = [int(i) for i in data.val_rows[:limit]]
     examples = [data.val_set.examples[i] for i in rows]
     inputs: list[bytes] | list[str]

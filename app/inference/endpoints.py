@@ -103,7 +103,7 @@ async def predict(
     cache = request.app.state.model_cache
     label = f"{name}:{number}"
     try:
-        key = ModelKey(resolved.version_id, _artifact_path(resolved.artifact_uri), label)
+        key = ModelKey(resolved.version_id, resolved.artifact_dir, label)
         loaded = await cache.get(key)
     except ModelLoadError as exc:
         raise Unavailable(
@@ -148,9 +148,3 @@ async def predict(
             f"handler;dur={elapsed * 1000:.2f}",
         },
     )
-
-
-def _artifact_path(uri: str) -> Any:
-    from pathlib import Path
-
-    return Path(uri.removeprefix("file://"))

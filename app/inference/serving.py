@@ -33,9 +33,11 @@ class _Observer:
 
 def build_model_cache(settings: Settings, metrics: ApiMetrics) -> ModelCache:
     def load(key: Any) -> Any:
-        from ml.inference.predictor import load_predictor, serving_device
+        from ml.device import pick_device
+        from ml.inference.predictor import load_predictor
 
-        return load_predictor(key.path, device=serving_device(settings.serve_device))
+        # A GPU asked for but missing fails the load: 503 with the reason.
+        return load_predictor(key.path, device=str(pick_device(settings.serve_device)))
 
     return VersionCache(
         load,

@@ -83,6 +83,11 @@ class TorchBackend:
         return logits.float().cpu().numpy()
 
 
+def cuda_provider_available() -> bool:
+    """Whether this ONNX Runtime build can run on a GPU (the PyPI CPU build cannot)."""
+    return "CUDAExecutionProvider" in ort.get_available_providers()
+
+
 def session_options(threads: int) -> ort.SessionOptions:
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
@@ -98,7 +103,7 @@ class OnnxBackend:
 
     def __init__(self, path: Path, *, threads: int, device: str = "cpu") -> None:
         providers = ["CPUExecutionProvider"]
-        if device.startswith("cuda") and "CUDAExecutionProvider" in ort.get_available_providers():
+        if device.startswith("cuda") and cuda_provider_available():
             providers.insert(0, "CUDAExecutionProvider")
         self.session = ort.InferenceSession(
             str(path), sess_options=session_options(threads), providers=providers

@@ -77,16 +77,17 @@ class ImagePreprocessor:
         std = np.asarray(steps[-1].std, dtype=np.float32).reshape(-1, 1)
         levels = np.arange(256, dtype=np.float32) / np.float32(255)
         self._tables = (levels[None, :] - mean) / std  # [3, 256] float32
+        # Equal tables (the same mean and std per channel): greyscale is looked up once.
+        self._one_table = bool((self._tables == self._tables[0]).all())
 
     def __call__(self, inputs: Sequence[object]) -> dict[str, np.ndarray]:
         images = [
             self._resize(decode_image(data, i, self.max_pixels)) for i, data in enumerate(inputs)
         ]
         batch = np.empty((len(images), 3, images[0].height, images[0].width), dtype=np.float32)
-        same_tables = bool((self._tables == self._tables[0]).all())
         for row, image in zip(batch, images, strict=True):
             pixels = np.asarray(image)  # uint8, [H, W] (greyscale) or [H, W, 3]
-            if pixels.ndim == 2 and same_tables:  # one channel computed, then copied
+            if pixels.ndim == 2 and self._one_table:  # one channel computed, then copied
                 np.take(self._tables[0], pixels, out=row[0])
                 row[1:] = row[0]
                 continue

@@ -9,7 +9,13 @@ import numpy as np
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from ml.artifacts import CONFIG_FILE, FORMAT, HF_DIR, load_artifact
-from ml.inference.backends import Backend, Batch, OnnxBackend, TorchBackend
+from ml.inference.backends import (
+    Backend,
+    Batch,
+    OnnxBackend,
+    TorchBackend,
+    cuda_provider_available,
+)
 from ml.inference.errors import RuntimeUnavailable
 from ml.inference.images import DEFAULT_MAX_PIXELS, ImagePreprocessor
 from ml.inference.onnx_export import ONNX_FILES
@@ -106,7 +112,7 @@ def load_predictor(
     """
     config = read_config(artifact_dir)
     runtime = runtime or config.get("runtime") or DEFAULT_RUNTIME
-    if device.startswith("cuda") and runtime in ONNX_FILES and not onnx_on_cuda():
+    if device.startswith("cuda") and runtime in ONNX_FILES and not cuda_provider_available():
         # The recorded choice was measured on a CPU; on a GPU without ONNX Runtime's CUDA
         # provider, torch (bf16) is the runtime that uses the GPU.
         runtime = "torch"
@@ -127,23 +133,6 @@ def load_predictor(
     else:
         raise RuntimeUnavailable(f"unknown runtime {runtime!r}; known: {list(RUNTIMES)}")
     return predictor_from_parts(config, backend, tokenizer, runtime=runtime, max_pixels=max_pixels)
-
-
-def onnx_on_cuda() -> bool:
-    import onnxruntime as ort
-
-    return "CUDAExecutionProvider" in ort.get_available_providers()
-
-
-def serving_device(name: str) -> str:
-    """`auto`: the GPU when torch sees one, else the CPU; anything else is checked and kept."""
-    import torch
-
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeUnavailable(f"serving device {name!r} was asked for but CUDA is not available")
-    return name
 
 
 def predictor_from_parts(

@@ -58,3 +58,24 @@ class TrainingStopped(Exception):
     def __init__(self, reason: StopReason) -> None:
         super().__init__(reason)
         self.reason: StopReason = reason
+
+
+class NullHooks:
+    """TrainHooks that report nothing and never stop: for engine calls whose events were
+    already reported (re-reading a job's split) or are not wanted (benchmarks)."""
+
+    def event(
+        self,
+        level: Literal["info", "warn", "error"],
+        message: str,
+        *,
+        type: Literal["message", "metrics"] = "message",
+        data: dict[str, Any] | None = None,
+    ) -> None:
+        return None
+
+    def progress(self, **_: Any) -> None:
+        return None
+
+    def should_stop(self) -> StopReason | None:
+        return None
