@@ -9,7 +9,7 @@ import subprocess
 import sys
 from collections.abc import Sequence
 
-from app.config import Settings, get_settings
+from app.config import InvalidSettings, Settings, load_settings
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,8 +33,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    settings = get_settings()
-    settings.ensure_dirs()
+    # Settings are checked before anything starts: no worker, no port, no traceback.
+    try:
+        settings = load_settings()
+    except InvalidSettings as exc:
+        for line in exc.lines:
+            print(f"hone: {line}", file=sys.stderr)
+        return 2
+    try:
+        settings.ensure_dirs()
+    except OSError as exc:
+        print(
+            f"hone: HONE_DATA_DIR={str(settings.data_dir)!r} cannot be used: {exc.strerror}. "
+            "Set HONE_DATA_DIR to a folder this user can write.",
+            file=sys.stderr,
+        )
+        return 2
     handler = {
         "up": _up,
         "api": _api,

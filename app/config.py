@@ -8,11 +8,19 @@ broker under the data directory, so a laptop needs no PostgreSQL or Redis.
 from __future__ import annotations
 
 import os
+import re
 from functools import lru_cache
 from pathlib import Path
+from typing import Any, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings.exceptions import SettingsError
+from sqlalchemy.engine import make_url
+
+from app.auth.key_format import key_problem
+
+BROKER_SCHEMES = ("redis", "rediss", "amqp", "amqps", "sqs", "filesystem")
 
 
 def _default_data_dir() -> Path:
@@ -47,7 +55,12 @@ class Settings(BaseSettings):
         default=4 * 1024**3, gt=0, description="Cap on a zip's total decompressed size."
     )
     max_archive_entries: int = Field(default=200_000, gt=0)
-    max_image_pixels: int = Field(default=40_000_000, gt=0, description="Decompression-bomb cap.")
+    max_image_pixels: int = Field(
+        default=40_000_000,
+        gt=0,
+        description="Most pixels (width x height) of an image, in a dataset and in a prediction "
+        "request: a decompression-bomb cap.",
+    )
     bootstrap_api_key: SecretStr | None = Field(
         default=None,
         description="When set, this key is valid for the `default` project (compose, scripts, CI).",
@@ -76,7 +89,7 @@ class Settings(BaseSettings):
     checkpoint_every_seconds: float = Field(default=300.0, gt=0)
     worker_concurrency: int = Field(default=1, ge=1)
     log_json: bool = Field(default=True, description="One JSON object per log line.")
-    log_level: str = "INFO"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     # Serving
     model_cache_bytes: int = Field(
         default=4 * 1024**3, gt=0, description="Memory budget of each API process's model cache."
@@ -91,6 +104,7 @@ class Settings(BaseSettings):
     )
     serve_device: str = Field(
         default="auto",
+        pattern=r"^(auto|cpu|cuda(:[0-9]{1,2})?)$",
         description="Where predictions run: auto (the GPU when there is one), cpu, cuda[:N].",
     )
     max_batch_size: int = Field(default=8, ge=1, description="Largest batch the batcher forms.")
@@ -102,8 +116,20 @@ class Settings(BaseSettings):
     )
     max_queue: int = Field(default=256, ge=1, description="Queued inputs per model before 429.")
     max_inputs_per_request: int = Field(default=64, ge=1)
-    max_text_chars: int = Field(default=20_000, ge=1)
-    max_image_bytes: int = Field(default=20 * 1024**2, ge=1)
+    # One cap for training and serving each: whatever a dataset accepts, predict accepts.
+    max_text_chars: int = Field(
+        default=100_000,
+        ge=1,
+        le=10_000_000,
+        description="Longest text, in characters, in a dataset and in a prediction request "
+        "(about 15,000 English words); longer dataset rows are skipped, longer predict inputs "
+        "get 422. Models read only their first max_length tokens of it, on both sides.",
+    )
+    max_image_bytes: int = Field(
+        default=50 * 1024**2,
+        ge=1,
+        description="Largest image file, in bytes, in a dataset and in a prediction request.",
+    )
     storage_url: str | None = Field(
         default=None,
         description="fsspec URL for model artifacts (e.g. s3://bucket/hone); default: data_dir.",
@@ -113,6 +139,40 @@ class Settings(BaseSettings):
     @classmethod
     def _absolute(cls, value: Path) -> Path:
         return value.expanduser().resolve()
+
+    @field_validator("bootstrap_api_key")
+    @classmethod
+    def _usable_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            problem = key_problem(value.get_secret_value())
+            if problem:
+                raise ValueError(f"the key {problem}; generate one with `openssl rand -hex 32`")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                backend = make_url(value).get_backend_name()
+            except Exception:
+                backend = ""
+            if backend not in ("sqlite", "postgresql"):
+                raise ValueError(
+                    "expected an SQLAlchemy URL such as "
+                    "postgresql+psycopg://user:pass@host:5432/hone or sqlite:////path/hone.db"
+                )
+        return value
+
+    @field_validator("broker_url")
+    @classmethod
+    def _broker_url(cls, value: str | None) -> str | None:
+        if value is not None and value.split("://", 1)[0] not in BROKER_SCHEMES:
+            raise ValueError(
+                f"expected a URL starting with one of {', '.join(BROKER_SCHEMES)}:// "
+                "such as redis://host:6379/0"
+            )
+        return value
 
     @property
     def sqlalchemy_url(self) -> str:
@@ -139,6 +199,7 @@ class Settings(BaseSettings):
             "models",
             "broker/queue",
             "broker/done",
+            "broker/control",
         ):
             (self.data_dir / sub).mkdir(parents=True, exist_ok=True)
 
@@ -146,3 +207,48 @@ class Settings(BaseSettings):
 @lru_cache
 def get_settings() -> Settings:
     return Settings()
+
+
+class InvalidSettings(Exception):
+    """Settings that cannot be used, each described in one line for the operator."""
+
+    def __init__(self, lines: list[str]) -> None:
+        super().__init__("\n".join(lines))
+        self.lines = lines
+
+
+def load_settings() -> Settings:
+    """The settings, or InvalidSettings naming each bad variable, what is wrong and the fix."""
+    try:
+        return get_settings()
+    except ValidationError as exc:
+        raise InvalidSettings([_describe(error) for error in exc.errors()]) from None
+    except SettingsError as exc:
+        # pydantic-settings could not decode a value (a list setting that is not JSON).
+        found = re.search(r'field "(\w+)"', str(exc))
+        variable = f"HONE_{found.group(1).upper()}" if found else "a HONE_ setting"
+        raise InvalidSettings(
+            [
+                f"{variable} is invalid: it is not JSON. List settings are JSON lists, e.g. "
+                f"{variable}='[\"/etc/hone/a.json\"]'; fix it in the environment or .env, or "
+                "unset it for the default"
+            ]
+        ) from None
+
+
+def _describe(error: Any) -> str:
+    field = str(error["loc"][0]) if error["loc"] else ""
+    variable = f"HONE_{field.upper()}"
+    info = Settings.model_fields.get(field)
+    value = error.get("input")
+    shown = "(hidden)" if field == "bootstrap_api_key" else repr(value)
+    message = str(error["msg"]).removeprefix("Value error, ")
+    default = "" if info is None or info.is_required() else _default_hint(field)
+    return f"{variable}={shown} is invalid: {message}. Fix it in the environment or .env{default}."
+
+
+def _default_hint(field: str) -> str:
+    info = Settings.model_fields[field]
+    if info.default_factory is not None or info.default is None:
+        return ", or unset it for the default"
+    return f", or unset it for the default ({info.default!r})"

@@ -135,7 +135,8 @@ def _batches(items: Sequence, size: int) -> Iterator[Sequence]:
 
 
 def _batch_size(modality: str, device: torch.device) -> int:
-    # FINDINGS.md: on CPU image throughput falls past ~8 per batch; text gains nothing past 32.
+    # docs/measurements.md: on CPU image throughput falls past ~8 per batch; text gains
+    # nothing past 32.
     if device.type == "cuda":
         return 128
     return 8 if modality == "image" else 32

@@ -74,7 +74,8 @@ def text_model(dest: Path) -> tuple[Path, list[str]]:
     save_artifact(dest, model, config, AutoTokenizer.from_pretrained(source))
     words = ["the", "a", "model", "serves", "fast", "answers", "on", "small", "machines"]
     rng = np.random.default_rng(0)
-    # Long enough that every text fills max_length: the worst case, and FINDINGS' documents.
+    # Long enough that every text fills max_length: the worst case, like the long documents
+    # of docs/measurements.md.
     texts = [" ".join(rng.choice(words, size=TEXT_TOKENS * 2)) for _ in range(AGREEMENT_INPUTS)]
     return dest, texts
 

@@ -51,7 +51,8 @@ def torch_threads(count: int) -> Iterator[None]:
 
 
 def autocast(device: torch.device) -> contextlib.AbstractContextManager[object]:
-    """bf16 autocast on CUDA; fp32 on the CPU, where reduced precision is slower (FINDINGS.md)."""
+    """bf16 autocast on CUDA; fp32 on the CPU, where reduced precision is slower
+    (docs/measurements.md)."""
     if device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16)
     return contextlib.nullcontext()

@@ -1,7 +1,11 @@
 """API keys: generated once, shown once, stored as a SHA-256 digest.
 
-A key looks like ``hone_<12 char lookup prefix><secret>``. The prefix finds the row with an
-indexed lookup; the digest is then compared with `hmac.compare_digest` (constant time).
+A key Hone generates looks like ``hone_<12 char lookup prefix><secret>``: the prefix finds the
+row with an indexed lookup. An operator's own secret (``HONE_BOOTSTRAP_API_KEY``, e.g. from
+``openssl rand -hex 32``) may have any form of 32 printable characters or more
+(app/auth/key_format.py); its
+row is found by a prefix of its digest instead. Either way the digest is then compared with
+`hmac.compare_digest` (constant time).
 """
 
 from __future__ import annotations
@@ -13,10 +17,13 @@ import secrets
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.auth.key_format import key_problem
 from app.models import ApiKey, Project
 
 KEY_PREFIX = "hone_"
 _LOOKUP_LEN = 12
+_SECRET_LEN = 16  # the least a generated key carries after its lookup prefix
+_DIGEST_LOOKUP = "sha256:"
 
 
 def key_digest(key: str) -> str:
@@ -24,9 +31,13 @@ def key_digest(key: str) -> str:
 
 
 def _lookup(key: str) -> str | None:
-    if not key.startswith(KEY_PREFIX) or len(key) < len(KEY_PREFIX) + _LOOKUP_LEN + 16:
+    if key_problem(key) is not None:
         return None
-    return key[len(KEY_PREFIX) : len(KEY_PREFIX) + _LOOKUP_LEN]
+    if key.startswith(KEY_PREFIX) and len(key) >= len(KEY_PREFIX) + _LOOKUP_LEN + _SECRET_LEN:
+        return key[len(KEY_PREFIX) : len(KEY_PREFIX) + _LOOKUP_LEN]
+    # An operator's secret of another form: a digest prefix, which no generated key's
+    # hexadecimal lookup can equal (it has a colon).
+    return _DIGEST_LOOKUP + key_digest(key)[:_LOOKUP_LEN]
 
 
 def ensure_project(session: Session, name: str) -> Project:
@@ -54,9 +65,8 @@ def register_key(session: Session, key: str, project_name: str) -> None:
     lookup = _lookup(key)
     if lookup is None:
         raise ValueError(
-            f"API keys must start with {KEY_PREFIX!r} and be at least "
-            f"{len(KEY_PREFIX) + _LOOKUP_LEN + 16} characters; "
-            "generate one with `hone keys create`."
+            f"an API key {key_problem(key)}; generate one with `openssl rand -hex 32` "
+            "or `hone keys create`."
         )
     project = ensure_project(session, project_name)
     row = session.scalar(select(ApiKey).where(ApiKey.prefix == lookup))

@@ -6,9 +6,9 @@ and formatting in the executor, off the event loop, and hands every caller its o
 
 Why the defaults are small (8 inputs, no wait): on a CPU one forward pass already uses every
 core, so batching buys little throughput (flat for MiniLM, worse past 8 for
-EfficientNet-Lite0, FINDINGS.md) while every input in a batch waits for the whole batch. The
-size still adapts to load: an idle model runs a lone request at once, and under load the
-batch is whatever queued during the previous forward pass, up to the cap. A wait
+EfficientNet-Lite0: docs/measurements.md) while every input in a batch waits for the whole
+batch. The size still adapts to load: an idle model runs a lone request at once, and under
+load the batch is whatever queued during the previous forward pass, up to the cap. A wait
 (``max_wait_ms``) only pays where batching multiplies throughput (a GPU): measured on 2 CPU
 cores, the former 2 ms default was 2 ms added to every lone request and nothing gained.
 """

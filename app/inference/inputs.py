@@ -17,6 +17,7 @@ from starlette.requests import ClientDisconnect, Request
 
 from app.config import Settings
 from app.errors import BadRequest, PayloadTooLarge, Unprocessable, UnsupportedMediaType
+from ml.text_input import TextRejected, clean_text
 
 Kind = Literal["image", "text"]
 MAX_TOP_K = 1000
@@ -60,12 +61,29 @@ def _check_count(n: int, settings: Settings) -> None:
         )
 
 
+def _clean(text: str, index: int, settings: Settings) -> str:
+    """The text exactly as a dataset row would be read (ml/text_input.py), or a 422 for this
+    input alone, before it can join a batch."""
+    try:
+        return clean_text(text, settings.max_text_chars)
+    except TextRejected as exc:
+        if exc.reason == "too_large":
+            raise _invalid(
+                f"inputs[{index}]",
+                f"text of {len(text.strip())} characters; the limit is "
+                f"{settings.max_text_chars} (HONE_MAX_TEXT_CHARS, the same cap datasets have)",
+                "text_too_long",
+            ) from None
+        raise _invalid(f"inputs[{index}]", exc.detail, "invalid_text") from None
+
+
 def _check_image(data: bytes, field: str, settings: Settings) -> bytes:
     if not data:
         raise _invalid(field, "the image is empty")
     if len(data) > settings.max_image_bytes:
         raise PayloadTooLarge(
-            f"{field}: image of {len(data)} bytes; the limit is {settings.max_image_bytes}",
+            f"{field}: image of {len(data)} bytes; the limit is {settings.max_image_bytes} "
+            "(HONE_MAX_IMAGE_BYTES, the same cap datasets have)",
             code="image_too_large",
             errors=[{"field": field, "message": "image too large"}],
         )
@@ -81,14 +99,9 @@ def _from_json(body: Any, settings: Settings) -> PredictInputs:
     _check_count(len(inputs), settings)
     top_k = _top_k(body.get("top_k"))
     if all(isinstance(x, str) for x in inputs):
-        for i, text in enumerate(inputs):
-            if len(text) > settings.max_text_chars:
-                raise _invalid(
-                    f"inputs[{i}]",
-                    f"text of {len(text)} characters; the limit is {settings.max_text_chars}",
-                    "text_too_long",
-                )
-        return PredictInputs("text", list(inputs), top_k)
+        return PredictInputs(
+            "text", [_clean(text, i, settings) for i, text in enumerate(inputs)], top_k
+        )
     images: list[bytes] = []
     for i, item in enumerate(inputs):
         field = f"inputs[{i}]"

@@ -37,7 +37,11 @@ def build_model_cache(settings: Settings, metrics: ApiMetrics) -> ModelCache:
         from ml.inference.predictor import load_predictor
 
         # A GPU asked for but missing fails the load: 503 with the reason.
-        return load_predictor(key.path, device=str(pick_device(settings.serve_device)))
+        return load_predictor(
+            key.path,
+            device=str(pick_device(settings.serve_device)),
+            max_pixels=settings.max_image_pixels,
+        )
 
     return VersionCache(
         load,

@@ -9,6 +9,7 @@ from sqlalchemy import ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base, new_id, utcnow
+from app.registry.states import REGISTERING
 
 
 class RegisteredModel(Base):
@@ -31,7 +32,8 @@ class ModelVersion(Base):
     id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("mv"))
     model_id: Mapped[str] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"))
     version: Mapped[int]
-    status: Mapped[str] = mapped_column(String(20), default="ready")
+    # Not servable until mark_ready: a row written without a status is never served.
+    status: Mapped[str] = mapped_column(String(20), default=REGISTERING, server_default=REGISTERING)
     task: Mapped[str] = mapped_column(String(40))
     labels: Mapped[list[Any]] = mapped_column(default=list)
     backbone: Mapped[str] = mapped_column(String(200))

@@ -17,10 +17,7 @@ from sqlalchemy.orm import Session
 from app.errors import Conflict
 from app.models import ModelVersion, RegisteredModel
 from app.registry import repository
-from app.registry.repository import READY
-
-REGISTERING = "registering"
-FAILED = "failed"
+from app.registry.states import FAILED, READY, REGISTERING
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,7 @@ from sqlalchemy.orm import Session
 
 from app.models import ModelAlias, ModelVersion, RegisteredModel
 from app.pagination import page
-
-READY = "ready"
+from app.registry.states import READY
 
 
 def get_model(session: Session, project_id: str, name: str) -> RegisteredModel | None:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
 from pydantic import BaseModel, Field
 
 from app.models import ModelVersion, RegisteredModel
 from app.pagination import ListOf
+from app.registry.states import VersionStatus
 
 ALIAS_PATTERN = r"^[a-zA-Z][a-zA-Z0-9._-]{0,99}$"
 AliasName = Annotated[str, Field(pattern=ALIAS_PATTERN, description="e.g. production")]
@@ -39,7 +40,7 @@ ModelList = ListOf[ModelRead]
 class VersionSummary(BaseModel):
     version: int
     object: Literal["model.version"] = "model.version"
-    status: str
+    status: VersionStatus
     backbone: str
     job_id: str | None
     dataset_id: str | None
@@ -52,7 +53,7 @@ class VersionSummary(BaseModel):
     def of(cls, row: ModelVersion) -> VersionSummary:
         return cls(
             version=row.version,
-            status=row.status,
+            status=cast(VersionStatus, row.status),
             backbone=row.backbone,
             job_id=row.job_id,
             dataset_id=row.dataset_id,
@@ -71,7 +72,7 @@ class VersionRead(BaseModel):
     name: str
     version: int
     object: Literal["model.version"] = "model.version"
-    status: str
+    status: VersionStatus
     task: str
     labels: list[str]
     backbone: str
@@ -87,7 +88,7 @@ class VersionRead(BaseModel):
         return cls(
             name=model.name,
             version=row.version,
-            status=row.status,
+            status=cast(VersionStatus, row.status),
             task=row.task,
             labels=[str(label) for label in row.labels],
             backbone=row.backbone,

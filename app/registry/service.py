@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from app.errors import Conflict, NotFound
 from app.models import ModelAlias, ModelVersion, RegisteredModel
 from app.registry import repository
-from app.registry.repository import READY
+from app.registry.states import READY, REGISTERING
 
 DEFAULT_ALIAS = "production"
 
@@ -112,7 +112,7 @@ def delete_version(
     registered belongs to its job until it is ready.
     """
     model, row = get_version(session, project_id, name, version)
-    if row.status == "registering":
+    if row.status == REGISTERING:
         raise Conflict(
             f"Version {version} of model {name!r} is still being registered; try again shortly.",
             code="version_not_ready",

@@ -20,6 +20,10 @@ KIND_TASK: dict[Kind, Task] = {
     "text_jsonl": "text_classification",
 }
 SUPPORTED_IMAGES = "JPEG, PNG, WebP, BMP, GIF and TIFF"
+# The Pillow formats datasets and predictions open, so both accept the same files. Naming them
+# keeps Pillow's rarer decoders (PSD, ICO, EPS, ...), and their bugs, away from bytes that
+# strangers send. MPO (phones' multi-picture JPEGs) comes through the JPEG opener.
+PIL_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF", "TIFF")
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
 
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from PIL import Image, UnidentifiedImageError
 
-from ml.datasets.formats import SUPPORTED_IMAGES
+from ml.datasets.formats import PIL_FORMATS, SUPPORTED_IMAGES
 from ml.datasets.records import SkipExampleError
 
 # Pillow format name -> the extension the stored file gets (the content decides, not the name).
@@ -19,9 +19,6 @@ _EXTENSIONS = {
     "GIF": "gif",
     "TIFF": "tiff",
 }
-# Only the formats we promise: Pillow would otherwise also parse PSD, ICO, EPS, ...
-# (MPO is not listed: Pillow's JPEG opener returns it by itself.)
-_OPEN_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF", "TIFF")
 
 
 @dataclass(frozen=True)
@@ -42,7 +39,7 @@ def verify_image(data: bytes, max_pixels: int) -> DecodedImage:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data), formats=_OPEN_FORMATS) as image:
+            with Image.open(io.BytesIO(data), formats=PIL_FORMATS) as image:
                 width, height = image.size
                 if width * height > max_pixels:
                     raise SkipExampleError(

@@ -54,9 +54,14 @@ def column_indexes(header: Sequence[str], columns: Columns) -> list[int]:
 
 
 def csv_records(
-    lines: Iterable[tuple[int, str]], columns: Columns, skips: SkipLog
+    lines: Iterable[tuple[int, str]], columns: Columns, skips: SkipLog, max_field_chars: int = 0
 ) -> Iterator[tuple[int, tuple[str | None, ...]]]:
-    """(first line of the record, the wanted cells; None where a short row lacks one)."""
+    """(first line of the record, the wanted cells; None where a short row lacks one).
+
+    The csv module's own field cap (131,072 characters by default, process-wide) is raised to
+    what one line may hold, so HONE_MAX_TEXT_CHARS alone decides which texts are too long.
+    """
+    csv.field_size_limit(max(csv.field_size_limit(), max_field_chars))
     reader = csv.reader(text for _, text in lines)
     indexes = column_indexes(next(reader, []), columns)
     while True:

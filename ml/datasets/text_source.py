@@ -8,6 +8,7 @@ from ml.datasets.options import IngestLimits, IngestOptions
 from ml.datasets.records import Candidate, SkipExampleError, SkipLog
 from ml.datasets.tabular import csv_records, jsonl_records, text_columns
 from ml.datasets.textfile import utf8_lines
+from ml.text_input import TextRejected, clean_text
 
 # Room for a longest allowed text (up to 4 UTF-8 bytes a character) plus the other columns.
 _LINE_SLACK_BYTES = 1024 * 1024
@@ -22,25 +23,6 @@ def normalize_text(text: str) -> str:
     return " ".join(text.split()).casefold()
 
 
-def _clean_text(value: object, max_chars: int) -> str:
-    if value is None:
-        raise SkipExampleError("empty_text", "there is no text")
-    if not isinstance(value, str):
-        raise SkipExampleError("corrupt", f"the text must be a string, not {type(value).__name__}")
-    text = value.strip()
-    if not text:
-        raise SkipExampleError("empty_text", "the text is empty")
-    if len(text) > max_chars:
-        raise SkipExampleError(
-            "too_large", f"the text has {len(text)} characters; at most {max_chars} are allowed"
-        )
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as error:  # a JSON "\ud800" escape decodes to a lone surrogate
-        raise SkipExampleError("corrupt", "the text contains invalid unicode escapes") from error
-    return text
-
-
 def collect_texts(
     upload: Path, kind: Kind, options: IngestOptions, limits: IngestLimits, skips: SkipLog
 ) -> list[Candidate]:
@@ -49,15 +31,18 @@ def collect_texts(
     with upload.open("rb") as stream:
         lines = utf8_lines(stream, options.filename, max_line_bytes(limits))
         records = (
-            csv_records(lines, columns, skips)
+            csv_records(lines, columns, skips, max_line_bytes(limits))
             if kind == "text_csv"
             else jsonl_records(lines, columns, skips)
         )
         for line, (text_value, label_value) in records:
             source = f"line {line}"
             try:
-                text = _clean_text(text_value, limits.max_text_chars)
+                text = clean_text(text_value, limits.max_text_chars)
                 labels = parse_labels(label_value, options.multilabel)
+            except TextRejected as error:
+                skips.add(source, error.reason, error.detail)
+                continue
             except SkipExampleError as error:
                 skips.add_error(source, error)
                 continue

@@ -10,12 +10,10 @@ from timm.data import create_transform
 from torchvision import transforms
 from torchvision.transforms.functional import _compute_resized_output_size, pil_modes_mapping
 
+from ml.datasets.formats import PIL_FORMATS, SUPPORTED_IMAGES
 from ml.inference.errors import InputError
 
 DEFAULT_MAX_PIXELS = 40_000_000
-# The formats datasets accept. Naming them keeps Pillow's rarer decoders, and their bugs, away
-# from bytes that strangers send (the JPEG opener also covers phones' multi-picture JPEGs).
-IMAGE_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF", "TIFF")
 _EVAL_KEYS = ("input_size", "interpolation", "mean", "std", "crop_pct", "crop_mode")
 
 
@@ -30,21 +28,28 @@ def decode_image(data: object, index: int, max_pixels: int) -> Image.Image:
     if not isinstance(data, bytes | bytearray | memoryview):
         raise InputError(index, "expected image bytes")
     try:
-        image = Image.open(io.BytesIO(data), formats=IMAGE_FORMATS)
+        image = Image.open(io.BytesIO(data), formats=PIL_FORMATS)
         if image.width * image.height > max_pixels:
-            raise InputError(
-                index, f"image is {image.width}x{image.height}, over {max_pixels} pixels"
-            )
+            raise InputError(index, _too_many_pixels(f"{image.width}x{image.height}", max_pixels))
         image.load()
         return image if image.mode in ("L", "RGB") else image.convert("RGB")
     except InputError:
         raise
-    except (UnidentifiedImageError, Image.DecompressionBombError):
-        raise InputError(index, "not a decodable image (jpeg, png, webp, bmp, gif, tiff)") from None
+    except Image.DecompressionBombError:
+        raise InputError(index, _too_many_pixels("this image", max_pixels)) from None
+    except UnidentifiedImageError:
+        raise InputError(index, f"not a decodable image ({SUPPORTED_IMAGES})") from None
     except Exception as exc:
         # Hostile or truncated bytes fail deep in the codecs with many exception types
         # (OSError, SyntaxError, ValueError, struct.error...): each means this input only.
         raise InputError(index, f"image could not be decoded: {exc}") from None
+
+
+def _too_many_pixels(size: str, max_pixels: int) -> str:
+    return (
+        f"{size} is over the {max_pixels}-pixel limit (HONE_MAX_IMAGE_PIXELS, the same cap "
+        "datasets have): send a smaller image"
+    )
 
 
 class ImagePreprocessor:

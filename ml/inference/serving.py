@@ -193,8 +193,8 @@ def _choose(
 ) -> tuple[str, str]:
     """The lowest batch-1 latency among candidates that keep torch's answers.
 
-    Batch-1 latency ranks because on CPU batching barely raises throughput (FINDINGS.md), so
-    most forwards in serving are small batches.
+    Batch-1 latency ranks because on CPU batching barely raises throughput
+    (docs/measurements.md), so most forwards in serving are small batches.
     """
     base = results[BASELINE]
     eligible = []

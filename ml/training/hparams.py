@@ -66,10 +66,10 @@ _LARGE_BACKBONE_PARAMS = 50_000_000
 # more epochs (bounded) to reach this, and early stopping cuts runs that stop improving.
 _TARGET_STEPS = {"image": 300, "text": 250}
 _EPOCH_BOUNDS = {"image": (3, 15), "text": (2, 10)}
-# FINDINGS.md: 128 tokens covers short texts; longer limits cost more than padding saves.
+# docs/measurements.md: 128 tokens covers short texts; longer limits cost more than padding saves.
 _DEFAULT_MAX_LENGTH = 128
-# BatchNorm statistics from small augmented batches hurt (FINDINGS.md); only a large dataset
-# with full batches re-estimates them usefully.
+# BatchNorm statistics from small augmented batches hurt (docs/measurements.md); only a large
+# dataset with full batches re-estimates them usefully.
 _BATCHNORM_TRAIN_MIN_EXAMPLES = 5000
 _BATCHNORM_TRAIN_MIN_BATCH = 32
 

@@ -69,7 +69,8 @@ def backbone_fingerprint(model: torch.nn.Module) -> str:
 def freeze_batchnorm_statistics(model: torch.nn.Module) -> None:
     """Keep BatchNorm layers on their running statistics (eval mode) while the rest trains.
 
-    Small augmented batches give poor statistics (FINDINGS.md); the affine weights still train.
+    Small augmented batches give poor statistics (docs/measurements.md); the affine weights
+    still train.
     """
     for module in model.modules():
         if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
@@ -77,8 +78,8 @@ def freeze_batchnorm_statistics(model: torch.nn.Module) -> None:
 
 
 def inference_batch_size(modality: str, device: torch.device, batch_size: int) -> int:
-    """Batch size for forward-only passes. FINDINGS.md: on CPU, image throughput falls past ~8
-    per batch and text gains nothing from large ones; a GPU wants them large."""
+    """Batch size for forward-only passes. docs/measurements.md: on CPU, image throughput falls
+    past ~8 per batch and text gains nothing from large ones; a GPU wants them large."""
     if device.type == "cuda":
         return max(batch_size, 128)
     return 8 if modality == "image" else min(batch_size, 32)

@@ -1,9 +1,9 @@
 """Linear probe: a logistic-regression head fitted on frozen features, full batch, with LBFGS.
 
-FINDINGS.md: on small datasets this beats a full fine-tune and takes seconds. The L2 strength
-is chosen on validation (what tuning C by cross-validation did there), fitting from strong to
-weak regularisation with warm starts. The head drops into the model's own classifier layer,
-so serving needs nothing special.
+docs/measurements.md: on small datasets this beats a full fine-tune and takes seconds. The L2
+strength is chosen on validation (what tuning C by cross-validation did there), fitting from
+strong to weak regularisation with warm starts. The head drops into the model's own classifier
+layer, so serving needs nothing special.
 
 Features are centred (folded back into the bias) but deliberately not rescaled per dimension:
 rescaling would turn near-constant features into huge weights, and fine-tuning starting from

@@ -3,6 +3,7 @@ working within the API's `auth_cache_seconds`."""
 
 from __future__ import annotations
 
+import secrets
 import time
 from pathlib import Path
 
@@ -54,6 +55,29 @@ def test_bootstrap_key_is_valid_for_the_default_project(sessions) -> None:  # ty
         assert project is not None and project.name == "default"
     with pytest.raises(ValueError, match="hone keys create"), transaction(sessions) as s:
         register_key(s, "too-short", "default")
+
+
+def test_an_operator_secret_of_any_form_is_a_bootstrap_key(sessions) -> None:  # type: ignore[no-untyped-def]
+    # What docker-compose.yml tells operators to run: `openssl rand -hex 32` (no hone_ prefix).
+    hex_secret = secrets.token_hex(32)
+    base64_secret = secrets.token_urlsafe(32) + "+/="
+    for secret in (hex_secret, base64_secret, "hone_but-not-generated-by-hone-0123456789"):
+        with transaction(sessions) as s:
+            register_key(s, secret, "default")
+        with transaction(sessions) as s:
+            project = authenticate(s, secret)
+            assert project is not None and project.name == "default", secret
+            assert authenticate(s, secret[:-1] + ("0" if secret[-1] != "0" else "1")) is None
+    # Generated keys keep their form, and an operator secret never shadows one.
+    with transaction(sessions) as s:
+        generated = create_key(s, "team")
+    assert generated.startswith("hone_")
+    with transaction(sessions) as s:
+        project = authenticate(s, generated)
+        assert project is not None and project.name == "team"
+    for weak in ("x" * 31, "a b" * 20, "é" * 40):
+        with pytest.raises(ValueError, match="openssl rand -hex 32"), transaction(sessions) as s:
+            register_key(s, weak, "default")
 
 
 def _revoke(sessions, key: str) -> None:  # type: ignore[no-untyped-def]

@@ -184,7 +184,8 @@ def test_bad_inputs_are_clear_4xx(
         (text, {"inputs": [_b64(_images(1)[0])]}, 422, "wrong_input_kind"),
         (text, {"inputs": []}, 422, "invalid_input"),
         (text, {"inputs": ["x"] * 65}, 422, "too_many_inputs"),
-        (text, {"inputs": ["x" * 20_001]}, 422, "text_too_long"),
+        (text, {"inputs": ["x" * 100_001]}, 422, "text_too_long"),
+        (text, {"inputs": ["   "]}, 422, "invalid_text"),
         (text, {"inputs": ["ok"], "top_k": 0}, 422, "invalid_input"),
         (text, {"inputs": "not a list"}, 422, "invalid_input"),
         (image, {"inputs": [{"image_base64": "%%%"}]}, 422, "invalid_input"),
@@ -201,6 +202,54 @@ def test_bad_inputs_are_clear_4xx(
         "invalid_input",
     )
     _problem(httpx.post(text, content=b"plain", headers={**h, "content-type": "text/plain"}), 415)
+
+
+def test_every_text_a_dataset_accepts_is_served_as_trained(
+    stack: Stack, api_server: ApiProcess, text_model: Trained
+) -> None:
+    """A held-out document of 25,484 characters was once refused with 422 although datasets
+    keep texts up to HONE_MAX_TEXT_CHARS; now it is served, truncated to max_length tokens
+    like the training texts, and only a text over the one shared cap is refused."""
+    url = f"{api_server.url}/v1/models/{text_model.name}/predict"
+    h = _headers(stack)
+    words = " ".join(_texts(120))
+    document = (words * (25_484 // len(words) + 1))[:25_484]
+    resp = httpx.post(url, json={"inputs": [document], "top_k": 1000}, headers=h, timeout=60)
+    assert resp.status_code == 200, resp.text
+    # Past max_length tokens nothing is read: a different ending gives the same answer.
+    other_ending = document[:-2_000] + " completely different closing words " * 50
+    again = httpx.post(url, json={"inputs": [other_ending], "top_k": 1000}, headers=h, timeout=60)
+    _same(resp.json()["predictions"][0], again.json()["predictions"][0])
+    # Surrounding whitespace is stripped as in datasets.
+    padded = httpx.post(url, json={"inputs": [f"\n  {document} \t"], "top_k": 1000}, headers=h)
+    _same(resp.json()["predictions"][0], padded.json()["predictions"][0])
+    cap = stack.backend.settings().max_text_chars
+    body = _problem(
+        httpx.post(url, json={"inputs": ["y" * (cap + 1)]}, headers=h, timeout=60),
+        422,
+        "text_too_long",
+    )
+    assert "HONE_MAX_TEXT_CHARS" in body["detail"] and str(cap) in body["detail"]
+    assert httpx.post(url, json={"inputs": ["y" * cap]}, headers=h, timeout=60).status_code == 200
+
+
+def test_an_image_as_large_as_datasets_keep_is_served(
+    stack: Stack, api_server: ApiProcess, image_model: Trained
+) -> None:
+    """Datasets keep images up to HONE_MAX_IMAGE_BYTES; predict once stopped at 20 MiB."""
+    rng = np.random.default_rng(5)
+    noise = Image.fromarray(rng.integers(0, 255, (2_700, 2_800, 3), dtype=np.uint8))
+    buf = io.BytesIO()
+    noise.save(buf, format="PNG", compress_level=1)
+    data = buf.getvalue()
+    assert 21 * 1024**2 < len(data) < stack.backend.settings().max_image_bytes
+    resp = httpx.post(
+        f"{api_server.url}/v1/models/{image_model.name}/predict",
+        files={"file": ("big.png", data, "image/png")},
+        headers=_headers(stack),
+        timeout=120,
+    )
+    assert resp.status_code == 200, resp.text
 
 
 def test_version_resolution_and_isolation(
