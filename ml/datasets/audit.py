@@ -13,16 +13,29 @@ from ml.datasets.records import MAX_LISTED, Candidate, SkipLog
 MAX_SOURCES = 20
 
 
-def single_label_error(label: str) -> IngestError:
+def _skipped_summary(skips: SkipLog) -> str:
+    """Why examples were dropped, in one sentence: a refusal must say what was read."""
+    if not skips.total:
+        return ""
+    reasons = ", ".join(f"{reason}: {n}" for reason, n in skips.counts.most_common())
+    first = skips.listed[0] if skips.listed else None
+    example = f" For example {first['source']!r}: {first['detail']}." if first else ""
+    return f" {skips.total} examples were skipped ({reasons}).{example} See the report."
+
+
+def single_label_error(
+    label: str, skips: SkipLog | None = None, report: dict[str, Any] | None = None
+) -> IngestError:
     return IngestError(
         "single_label",
         f"Every usable example has the label {label!r}. Classification needs at least two "
         "labels: add examples of another label (another folder in a zip, or rows with "
-        "another label in the file).",
+        "another label in the file)." + (_skipped_summary(skips) if skips else ""),
+        report=report,
     )
 
 
-def _no_examples_error(skips: SkipLog) -> IngestError:
+def _no_examples_error(skips: SkipLog, report: dict[str, Any]) -> IngestError:
     reasons = ", ".join(f"{reason}: {n}" for reason, n in skips.counts.most_common())
     example = ""
     if skips.listed:
@@ -31,6 +44,7 @@ def _no_examples_error(skips: SkipLog) -> IngestError:
     return IngestError(
         "no_examples",
         f"No usable examples remain ({skips.total} skipped: {reasons or 'none found'}).{example}",
+        report=report,
     )
 
 
@@ -57,11 +71,7 @@ def audit(
     upload cannot make a classification dataset (nothing usable, or a single label)."""
     duplicates = deduplicate(candidates)
     kept = duplicates.kept
-    if not kept:
-        raise _no_examples_error(skips)
     counts = Counter(label for example in kept for label in example.labels)
-    if len(counts) < 2:
-        raise single_label_error(next(iter(counts)))
     label_counts = dict(sorted(counts.items()))
     too_small = [
         {"label": label, "count": n, "minimum": limits.min_examples_per_label}
@@ -72,7 +82,7 @@ def audit(
         "num_examples": len(kept),
         "num_labels": len(label_counts),
         "label_counts": label_counts,
-        "imbalance_ratio": max(counts.values()) / min(counts.values()),
+        "imbalance_ratio": max(counts.values()) / min(counts.values()) if counts else None,
         "skipped": list(skips.listed),
         "skipped_counts": dict(sorted(skips.counts.items())),
         "exact_duplicates": [_exact_entry(g) for g in duplicates.exact[:MAX_LISTED]],
@@ -84,5 +94,10 @@ def audit(
         },
         "labels_too_small": too_small,
     }
+    if not kept:
+        report["warnings"] = []
+        raise _no_examples_error(skips, report)
     report["warnings"] = advise(kept, label_counts, too_small, duplicates, skips)
+    if len(counts) < 2:
+        raise single_label_error(next(iter(counts)), skips, report)
     return kept, report

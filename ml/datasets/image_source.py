@@ -46,8 +46,18 @@ def collect_images(
         table = None
         if layout.labels_csv is not None:
             table = read_labels_csv(archive, layout, options, budget, skips)
+        seen: set[str] = set()
         for path, info in layout.files:
             try:
+                if path in seen:
+                    # A zip may hold several entries of one name (`zip` appending to an
+                    # archive makes them); reading all would make one file several examples.
+                    raise SkipExampleError(
+                        "duplicate_name",
+                        "the zip has an earlier entry with this same name; only the first is "
+                        "read (rename the files or rebuild the zip)",
+                    )
+                seen.add(path)
                 if not is_image_name(path):
                     raise SkipExampleError(
                         "unsupported_type", f"only {SUPPORTED_IMAGES} files are read"

@@ -50,7 +50,8 @@ def _check_text(upload: Path, kind: Kind, options: IngestOptions) -> None:
     text = decode_head(head[:HEAD_BYTES], options.filename, complete=complete)
     columns = text_columns(options)
     if kind == "text_csv":
-        column_indexes(next(csv.reader(io.StringIO(text)), []), columns)
+        # newline=None: \r-only (old Mac) files read like any other, as ingest reads them.
+        column_indexes(next(csv.reader(io.StringIO(text, newline=None)), []), columns)
         return
     lines = text.splitlines(keepends=True)
     first = next((line for line in lines if line.strip()), None)
