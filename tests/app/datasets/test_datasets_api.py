@@ -394,4 +394,4 @@ def test_multipart_is_required(stack: Stack) -> None:
         data={"task": "text_classification"},
         files={"other": ("a.txt", b"x")},
     )
-    _problem(resp, 422, "validation_error")
+    _problem(resp, 422, "unexpected_file_part")
