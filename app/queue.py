@@ -1,10 +1,23 @@
-"""Sending work to the Celery workers. Tasks carry only ids; call these after the commit."""
+"""Sending work to the Celery workers. Tasks carry only ids; call these after the commit.
+
+A send either succeeds within seconds or raises BrokerUnavailable: the publish is not retried
+(workers/celery_app.py) and, on Redis, connecting and each socket operation are bounded here,
+so a broker that is down, unreachable or hung never holds a request for long.
+"""
 
 from __future__ import annotations
 
 from celery import Celery
+from kombu.exceptions import OperationalError
 
 from app.config import Settings
+
+# Bound on connecting to Redis and on each command of a send.
+SEND_TIMEOUT_SECONDS = 2.0
+
+
+class BrokerUnavailable(Exception):
+    """The broker could not take the message: it was not sent."""
 
 
 class TaskQueue:
@@ -13,12 +26,27 @@ class TaskQueue:
 
         self.celery: Celery = make_celery(settings)
         self.settings = settings
+        if not settings.embedded_broker:
+            # Producer side only: the consumer's blocking reads must not time out like this.
+            self.celery.conf.broker_transport_options = {
+                **self.celery.conf.broker_transport_options,
+                "socket_connect_timeout": SEND_TIMEOUT_SECONDS,
+                "socket_timeout": SEND_TIMEOUT_SECONDS,
+            }
+        with self.celery.connection_for_write() as conn:  # lazy: connects to nothing
+            self._errors = (OperationalError, OSError, *conn.connection_errors)
 
     def process_dataset(self, dataset_id: str) -> None:
-        self.celery.send_task("hone.process_dataset", args=[dataset_id])
+        self._send("hone.process_dataset", dataset_id)
 
     def train_job(self, job_id: str) -> None:
-        self.celery.send_task("hone.train_job", args=[job_id])
+        self._send("hone.train_job", job_id)
+
+    def _send(self, name: str, row_id: str) -> None:
+        try:
+            self.celery.send_task(name, args=[row_id])
+        except self._errors as exc:
+            raise BrokerUnavailable(f"{name}({row_id}) not sent: {exc}") from exc
 
     def ping(self) -> None:
         """Raise if the broker cannot be reached."""

@@ -9,9 +9,11 @@ Reliability choices (see docs/architecture.md):
   add up to a second between `POST /v1/jobs` and the worker picking the job up).
 - the visibility timeout is longer than the longest allowed job, so Redis never hands a running
   job to a second worker; the database lease covers the rest.
-- the main process runs the stale-job reaper (workers/reaper.py) and, on a warm shutdown,
-  forwards SIGTERM to the pool children so a training job checkpoints and requeues itself
-  instead of running on until the container is killed.
+- publishing is not retried and is bounded in time (app/queue.py): a failed send is the
+  reaper's to repeat, not the caller's to wait for.
+- the main process runs the reaper (workers/reaper.py: stale jobs and datasets) and, on a
+  warm shutdown, forwards SIGTERM to the pool children so a training job checkpoints and
+  requeues itself instead of running on until the container is killed.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Any
 from celery import Celery, bootsteps, signals
 
 from app.config import Settings, get_settings
+from app.queue import SEND_TIMEOUT_SECONDS
 
 DATA_QUEUE = "data"
 TRAIN_QUEUE = "train"
@@ -36,12 +39,15 @@ def make_celery(settings: Settings) -> Celery:
         "visibility_timeout": settings.job_max_runtime_seconds + 3600,
     }
     if settings.embedded_broker:
-        # Producer and consumer share one folder; ensure_dirs() creates it.
+        # Producer and consumer share one folder; ensure_dirs() creates it. Every folder is
+        # named: kombu's default for the exchange tables ("control") is relative to the
+        # working directory of whichever process starts first.
         folder = settings.broker_dir / "queue"
         transport_options = {
             "data_folder_in": str(folder),
             "data_folder_out": str(folder),
             "processed_folder": str(settings.broker_dir / "done"),
+            "control_folder": str(settings.broker_dir / "control"),
             "store_processed": False,
             "polling_interval": EMBEDDED_POLL_SECONDS,
         }
@@ -50,6 +56,10 @@ def make_celery(settings: Settings) -> Celery:
         worker_enable_remote_control=not settings.embedded_broker,
         broker_transport_options=transport_options,
         broker_connection_retry_on_startup=True,
+        # A send fails within seconds instead of retrying while the caller waits: the row is
+        # the source of truth, and the reaper sends what was not sent (app/queue.py).
+        task_publish_retry=False,
+        broker_connection_timeout=SEND_TIMEOUT_SECONDS,
         task_ignore_result=True,
         task_acks_late=True,
         task_reject_on_worker_lost=True,
@@ -103,10 +113,12 @@ def _on_worker_ready(sender: Any = None, **_: Any) -> None:
     from workers.reaper import Reaper
 
     _running["consumer"] = sender
-    # Only a training worker re-sends training jobs: a `data`-only worker would fill a queue
-    # that it does not consume.
-    if sender is not None and TRAIN_QUEUE in sender.app.amqp.queues.consume_from:
-        _running["reaper"] = Reaper(get_settings()).start()
+    # A worker re-sends only the work of the queues it consumes: a `data`-only worker would
+    # otherwise fill a `train` queue that nobody consumes here, and the other way round.
+    consumed = set(sender.app.amqp.queues.consume_from) if sender is not None else set()
+    if consumed & {DATA_QUEUE, TRAIN_QUEUE}:
+        jobs, datasets = TRAIN_QUEUE in consumed, DATA_QUEUE in consumed
+        _running["reaper"] = Reaper(get_settings(), jobs=jobs, datasets=datasets).start()
 
 
 @signals.worker_shutting_down.connect

@@ -1,13 +1,15 @@
 """The heartbeat thread: renews a running attempt's lease and brings back the cancel flag.
 
 Training asks "should I stop?" after every step; the answer must be a memory read, so the
-database is read here, every lease/3 seconds, and the result kept in two flags.
+database is read here, every lease/3 seconds, and the result kept in two flags. Dataset
+processing uses the same thread with `leases.renew_dataset` (it has no cancel flag).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -16,13 +18,23 @@ from workers import leases
 
 log = logging.getLogger("hone.worker.heartbeat")
 
+# (session, row id, owner, lease seconds) -> the cancel flag, or None once the lease is lost.
+Renew = Callable[[Session, str, str, float], bool | None]
+
 
 class Heartbeat:
     def __init__(
-        self, sessions: sessionmaker[Session], job_id: str, owner: str, lease_seconds: float
+        self,
+        sessions: sessionmaker[Session],
+        job_id: str,
+        owner: str,
+        lease_seconds: float,
+        renew: Renew = leases.renew,
     ) -> None:
+        # job_id: the leased row's id, a job's or (with renew_dataset) a dataset's.
         self._sessions, self.job_id, self.owner = sessions, job_id, owner
         self.lease_seconds = lease_seconds
+        self._renew = renew
         self.cancel_requested = False
         self.lost = False  # another attempt owns the job now: stop without touching it
         self._stop = threading.Event()
@@ -43,9 +55,9 @@ class Heartbeat:
     def beat(self) -> None:
         try:
             with transaction(self._sessions) as session:
-                state = leases.renew(session, self.job_id, self.owner, self.lease_seconds)
+                state = self._renew(session, self.job_id, self.owner, self.lease_seconds)
         except Exception:
-            # A database hiccup: keep training; the lease has two more beats before it expires.
+            # A database hiccup: keep working; the lease has two more beats before it expires.
             log.warning("heartbeat failed", extra={"job_id": self.job_id}, exc_info=True)
             return
         if state is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import secrets
 import shutil
 import time
@@ -17,13 +18,15 @@ from app.datasets import repository, service
 from app.datasets.schemas import DatasetList, DatasetRead
 from app.db import commit
 from app.deps import ProjectDep, SessionDep, SettingsDep
-from app.errors import PROBLEM_RESPONSES, BadRequest, Unavailable, Unprocessable
+from app.errors import PROBLEM_RESPONSES, BadRequest, Unprocessable
 from app.models import Dataset, Project
 from app.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from app.queue import BrokerUnavailable
 from app.uploads import ParsedForm, parse_multipart
 from ml.datasets.errors import IngestError
 from ml.datasets.options import IngestOptions
 
+log = logging.getLogger("hone.api.datasets")
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"], responses=PROBLEM_RESPONSES)
 
 TASKS = ("image_classification", "text_classification")
@@ -136,13 +139,16 @@ async def create_dataset(
             row = service.create(
                 session, project, req, kind, settings, request.app.state.queue, idempotency_key
             )
-            commit(session)
+            try:
+                commit(session)  # and then send the processing task
+            except BrokerUnavailable as exc:
+                log.warning("dataset stored, not sent", extra={"dataset_id": row.id}, exc_info=True)
+                service.mark_unsent(row)
+                commit(session)
+                raise service.not_sent(row.id) from exc
             return row.id
 
-        try:
-            dataset_id = await run_in_threadpool(_store)
-        except OSError as exc:
-            raise Unavailable("The broker could not be reached; try again.") from exc
+        dataset_id = await run_in_threadpool(_store)
     finally:
         shutil.rmtree(incoming, ignore_errors=True)
     row = await _wait_for_processing(request, project, dataset_id, settings.upload_wait_seconds)

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from app.config import Settings
 from app.datasets import repository
 from app.db import after_commit
-from app.errors import AppError, Conflict, NotFound, error_for_status
+from app.errors import AppError, Conflict, NotFound, Unavailable, error_for_status
 from app.idempotency import find, remember
 from app.models import Dataset, Project
 from app.models.base import utcnow
@@ -24,6 +24,10 @@ from ml.datasets.options import IngestLimits, IngestOptions
 from ml.datasets.preflight import preflight
 
 ENDPOINT = "POST /v1/datasets"
+# A dataset whose processing crashed its worker more than job_max_attempts times.
+ATTEMPTS_EXHAUSTED = "processing_attempts_exhausted"
+# When a client should try again after the broker could not take the processing message.
+UNSENT_RETRY_AFTER_SECONDS = 5
 
 
 @dataclass(frozen=True)
@@ -39,6 +43,8 @@ def limits_from(settings: Settings) -> IngestLimits:
         max_uncompressed_bytes=settings.max_uncompressed_bytes,
         max_entries=settings.max_archive_entries,
         max_image_pixels=settings.max_image_pixels,
+        max_file_bytes=settings.max_image_bytes,
+        max_text_chars=settings.max_text_chars,
     )
 
 
@@ -77,7 +83,11 @@ def create(
     queue: TaskQueue,
     idempotency_key: str | None,
 ) -> Dataset:
-    """Store the upload under uploads/<id>/ and queue processing once the row is committed."""
+    """Store the upload under uploads/<id>/ and queue processing once the row is committed.
+
+    The send runs in the commit's after-commit hook and raises BrokerUnavailable when the
+    broker cannot take it; the row and its upload are committed by then (see `mark_unsent`).
+    """
     opts = req.options
     row = Dataset(
         project_id=project.id,
@@ -90,6 +100,7 @@ def create(
             "text_column": opts.text_column,
             "label_column": opts.label_column,
         },
+        enqueued_at=utcnow(),
     )
     session.add(row)
     session.flush()
@@ -99,6 +110,24 @@ def create(
     req.upload.replace(target / "upload")
     after_commit(session, lambda: queue.process_dataset(row.id))
     return row
+
+
+def mark_unsent(row: Dataset) -> None:
+    """The processing message was not sent: a data worker's reaper sends it (enqueued_at NULL)
+    at its next pass once the broker is back."""
+    row.enqueued_at = None
+
+
+def not_sent(dataset_id: str) -> Unavailable:
+    return Unavailable(
+        f"Dataset {dataset_id} is stored, but the task queue could not be reached, so its "
+        "processing has not started; it starts by itself once the queue is back. Retrying "
+        f"this request with the same Idempotency-Key returns dataset {dataset_id}, and "
+        f"GET /v1/datasets/{dataset_id} shows its status.",
+        code="broker_unavailable",
+        headers={"Retry-After": str(UNSENT_RETRY_AFTER_SECONDS)},
+        dataset_id=dataset_id,
+    )
 
 
 def upload_dir(settings: Settings, dataset_id: str) -> Path:
@@ -135,7 +164,23 @@ def delete(session: Session, project: Project, dataset_id: str, settings: Settin
         after_commit(session, lambda: shutil.rmtree(folder, ignore_errors=True))
 
 
-def mark_failed(row: Dataset, code: str, message: str, status: int) -> None:
-    row.status, row.error_code, row.error_message = "failed", code, message
-    row.options = {**row.options, "error_status": status}
-    row.finished_at = utcnow()
+def failure(options: dict[str, Any], code: str, message: str, status: int) -> dict[str, Any]:
+    """The column values of a failed dataset (written by the attempt, or the reaper, that
+    ends it); `status` is the HTTP status its problem is answered with."""
+    return {
+        "status": "failed",
+        "error_code": code,
+        "error_message": message,
+        "options": {**options, "error_status": status},
+        "finished_at": utcnow(),
+    }
+
+
+def attempts_exhausted(options: dict[str, Any], crashes: int) -> dict[str, Any]:
+    message = (
+        f"Processing this upload stopped its worker {crashes} times (most likely it ran out of "
+        "memory, or the machine was lost), so it will not be tried again. Try a smaller upload "
+        "(fewer or smaller files), or ask the operators to look for this dataset's id in the "
+        "worker logs."
+    )
+    return failure(options, ATTEMPTS_EXHAUSTED, message, 500)

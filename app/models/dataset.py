@@ -20,7 +20,7 @@ class Dataset(Base):
     name: Mapped[str] = mapped_column(String(200))
     task: Mapped[str] = mapped_column(String(40))
     multilabel: Mapped[bool] = mapped_column(default=False)
-    status: Mapped[str] = mapped_column(String(20), default="processing")
+    status: Mapped[str] = mapped_column(String(20), default="processing", index=True)
     # What the worker needs to process the upload: file name, kind, column mapping.
     options: Mapped[dict[str, Any]] = mapped_column(default=dict)
     sha256: Mapped[str | None] = mapped_column(String(64), index=True, default=None)
@@ -30,5 +30,12 @@ class Dataset(Base):
     report: Mapped[dict[str, Any] | None] = mapped_column(default=None)
     error_code: Mapped[str | None] = mapped_column(String(60), default=None)
     error_message: Mapped[str | None] = mapped_column(Text, default=None)
+    # Delivery, as for jobs (workers/leases.py, workers/reaper.py): processing attempts so far,
+    # the live attempt's lease, and when the processing message was last sent (NULL: not sent,
+    # e.g. the broker was down; a data worker's reaper sends it).
+    attempts: Mapped[int] = mapped_column(default=0, server_default="0")
+    lease_owner: Mapped[str | None] = mapped_column(String(200), default=None)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(default=None)
+    enqueued_at: Mapped[datetime | None] = mapped_column(default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(default=None)
