@@ -90,7 +90,7 @@ def _ingest(
             folder / "scratch",
         )
     except IngestError as exc:
-        return failure(opts, exc.code, exc.message, exc.status)
+        return failure(opts, exc.code, exc.message, exc.status, exc.report)
     except Exception:
         log.exception("dataset processing crashed", extra={"dataset_id": dataset_id})
         return failure(

@@ -164,14 +164,22 @@ def delete(session: Session, project: Project, dataset_id: str, settings: Settin
         after_commit(session, lambda: shutil.rmtree(folder, ignore_errors=True))
 
 
-def failure(options: dict[str, Any], code: str, message: str, status: int) -> dict[str, Any]:
+def failure(
+    options: dict[str, Any],
+    code: str,
+    message: str,
+    status: int,
+    report: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """The column values of a failed dataset (written by the attempt, or the reaper, that
-    ends it); `status` is the HTTP status its problem is answered with."""
+    ends it); `status` is the HTTP status its problem is answered with, `report` the audit of
+    what was read when the refusal came after reading the examples."""
     return {
         "status": "failed",
         "error_code": code,
         "error_message": message,
         "options": {**options, "error_status": status},
+        "report": report,
         "finished_at": utcnow(),
     }
 

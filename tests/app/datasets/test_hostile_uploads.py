@@ -140,3 +140,26 @@ def test_a_body_cut_off_is_said_to_be_cut_off(stack: Stack) -> None:
         assert "cut off" in body["detail"] and "file" not in body["detail"].split("cut off")[0]
     uploads = stack.backend.data_dir / "uploads"
     assert [p.name for p in uploads.iterdir()] == []
+
+
+def test_a_refusal_after_reading_says_what_was_dropped(stack: Stack) -> None:
+    """Rows whose label is 10,000 characters were dropped silently, then the upload was
+    refused as "single label" with `report: null`."""
+    rows = "".join(
+        f"parcel message number {i} about the delivery,{'positive' if i % 2 else 'x' * 10_000}\n"
+        for i in range(12)
+    )
+    resp = stack.client.post(
+        "/v1/datasets",
+        headers=stack.headers(),
+        files={"file": ("t.csv", ("text,label\n" + rows).encode())},
+        data={"task": "text_classification"},
+    )
+    body = _problem(resp, 422, "single_label")
+    assert "6 examples were skipped" in body["detail"] and "invalid_label" in body["detail"]
+    report = body["dataset"]["report"]
+    assert report["skipped_counts"] == {"invalid_label": 6}
+    assert {s["reason"] for s in report["skipped"]} == {"invalid_label"}
+    assert report["label_counts"] == {"positive": 6}
+    listed = stack.client.get(f"/v1/datasets/{body['dataset']['id']}", headers=stack.headers())
+    assert listed.json()["status"] == "failed" and listed.json()["report"] == report
