@@ -65,6 +65,18 @@ class Settings(BaseSettings):
         default=None,
         description="When set, this key is valid for the `default` project (compose, scripts, CI).",
     )
+    metrics_token: SecretStr | None = Field(
+        default=None,
+        description="When set, GET /metrics needs `Authorization: Bearer <token>` (Prometheus: "
+        "`authorization: {credentials: <token>}` in the scrape config); unset, it is open.",
+    )
+    body_read_timeout_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        description="How long the API waits for the next chunk of a request body before it "
+        "answers 408 and closes the connection (a stalled upload holds nothing longer).",
+    )
     upload_wait_seconds: float = Field(
         default=10.0,
         ge=0,
@@ -130,6 +142,13 @@ class Settings(BaseSettings):
         ge=1,
         description="Largest image file, in bytes, in a dataset and in a prediction request.",
     )
+    max_predict_body_bytes: int | None = Field(
+        default=None,
+        ge=1024,
+        description="Largest prediction request body (JSON or multipart), in bytes; past it "
+        "the API stops reading and answers 413. Default: room for one max_image_bytes image "
+        "as base64 with MIME line breaks, plus 1 MiB.",
+    )
     storage_url: str | None = Field(
         default=None,
         description="fsspec URL for model artifacts (e.g. s3://bucket/hone); default: data_dir.",
@@ -140,7 +159,7 @@ class Settings(BaseSettings):
     def _absolute(cls, value: Path) -> Path:
         return value.expanduser().resolve()
 
-    @field_validator("bootstrap_api_key")
+    @field_validator("bootstrap_api_key", "metrics_token")
     @classmethod
     def _usable_key(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None:
@@ -241,7 +260,7 @@ def _describe(error: Any) -> str:
     variable = f"HONE_{field.upper()}"
     info = Settings.model_fields.get(field)
     value = error.get("input")
-    shown = "(hidden)" if field == "bootstrap_api_key" else repr(value)
+    shown = "(hidden)" if field in ("bootstrap_api_key", "metrics_token") else repr(value)
     message = str(error["msg"]).removeprefix("Value error, ")
     default = "" if info is None or info.is_required() else _default_hint(field)
     return f"{variable}={shown} is invalid: {message}. Fix it in the environment or .env{default}."

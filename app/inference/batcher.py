@@ -179,21 +179,21 @@ class Batcher:
             for item in batch:
                 if item.request.started is None:
                     item.request.started = start
-            forward_ms = 0.0
+            forward_ms, carried = 0.0, 0
             try:
-                outcomes, forward_ms = await loop.run_in_executor(
+                outcomes, forward_ms, carried = await loop.run_in_executor(
                     self._executor, self._infer, batch
                 )
-            except Exception as exc:  # a failed forward fails its batch, not the batcher
+            except Exception as exc:  # the executor itself failed: the batcher goes on
                 outcomes = [exc] * len(batch)
             elapsed_ms = (time.perf_counter() - start) * 1000
             self._running = []
-            # What the forward pass really carried: inputs of rejected requests do not count.
-            size = sum(not isinstance(outcome, Exception) for outcome in outcomes)
-            self._resolve(batch, outcomes, (elapsed_ms, forward_ms), size)
-            if size:
-                self._item_ms += _EMA_WEIGHT * (elapsed_ms / size - self._item_ms)
-                self._observe(size, elapsed_ms)
+            self._resolve(batch, outcomes, (elapsed_ms, forward_ms), carried)
+            # Inputs of rejected requests do not count towards the time per input.
+            answered = sum(not isinstance(outcome, Exception) for outcome in outcomes)
+            if answered:
+                self._item_ms += _EMA_WEIGHT * (elapsed_ms / answered - self._item_ms)
+                self._observe(carried, elapsed_ms)
 
     def _observe(self, size: int, elapsed_ms: float) -> None:
         if self._observer is not None:
@@ -221,40 +221,86 @@ class Batcher:
             if batch:
                 return batch
 
-    def _infer(self, batch: list[_Item]) -> tuple[list[Prediction | Exception], float]:
-        """Runs in the executor: each item's outcome, and the forward pass's milliseconds.
-        A bad input fails only its own request, not its batch mates."""
+    def _infer(self, batch: list[_Item]) -> tuple[list[Prediction | Exception], float, int]:
+        """Runs in the executor: each item's outcome, the forward passes' milliseconds and the
+        size of the largest one. A bad input fails only its own request, never its batch mates.
+
+        An InputError names its input: that input's request leaves and the rest run on as a
+        batch. Any other failure of the batch (preprocessing, forward pass, formatting) cannot
+        say whose input caused it, so the members run one by one: the culprit's request gets
+        the error it gets alone, and every other request exactly its lone answer.
+        """
         outcomes: list[Prediction | Exception | None] = [None] * len(batch)
         alive = list(range(len(batch)))
-        while True:
+        while len(alive) > 1:
             try:
-                inputs = self.predictor.preprocess(
-                    [batch[i].request.items[batch[i].index] for i in alive]
+                predictions, forward_ms = self._run([batch[i] for i in alive])
+            except InputError as exc:
+                if not 0 <= exc.index < len(alive):
+                    break
+                culprit = batch[alive[exc.index]]
+                self._fail(batch, outcomes, culprit.request, InputError(culprit.index, exc.message))
+                alive = [i for i in alive if outcomes[i] is None]
+                continue
+            except Exception:
+                logger.warning(
+                    "a batch of %d inputs failed; running them one by one",
+                    len(alive),
+                    exc_info=True,
                 )
                 break
+            for i, prediction in zip(alive, predictions, strict=True):
+                outcomes[i] = prediction
+            return _complete(outcomes), forward_ms, len(alive)
+        forward_ms, carried = 0.0, 0
+        for i in alive:
+            item = batch[i]
+            if outcomes[i] is not None:  # another input of its request failed meanwhile
+                continue
+            try:
+                (prediction,), ms = self._run([item])
             except InputError as exc:
-                culprit = batch[alive[exc.index]]
-                error = InputError(culprit.index, exc.message)
-                for i in alive:
-                    if batch[i].request is culprit.request:
-                        outcomes[i] = error
-                alive = [i for i in alive if outcomes[i] is None]
-                if not alive:
-                    return [o for o in outcomes if o is not None], 0.0
+                self._fail(batch, outcomes, item.request, InputError(item.index, exc.message))
+                continue
+            except Exception as exc:
+                self._fail(batch, outcomes, item.request, exc)
+                continue
+            outcomes[i] = prediction
+            forward_ms += ms
+            carried = 1
+        return _complete(outcomes), forward_ms, carried
+
+    def _run(self, items: Sequence[_Item]) -> tuple[list[Prediction], float]:
+        """One batch through all four steps: its predictions and its forward pass's ms."""
+        inputs = self.predictor.preprocess([item.request.items[item.index] for item in items])
         started = time.perf_counter()
         logits = self.predictor.forward(inputs)
         forward_ms = (time.perf_counter() - started) * 1000
         probs = self.predictor.probabilities(logits)
-        for row, i in enumerate(alive):
-            outcomes[i] = self.predictor.format(probs[row : row + 1], batch[i].request.top_k)[0]
-        return [o for o in outcomes if o is not None], forward_ms
+        predictions = [
+            self.predictor.format(probs[row : row + 1], item.request.top_k)[0]
+            for row, item in enumerate(items)
+        ]
+        return predictions, forward_ms
+
+    @staticmethod
+    def _fail(
+        batch: list[_Item],
+        outcomes: list[Prediction | Exception | None],
+        request: _Request,
+        error: Exception,
+    ) -> None:
+        """Every input of ``request`` in the batch fails with ``error``."""
+        for i, item in enumerate(batch):
+            if item.request is request:
+                outcomes[i] = error
 
     def _resolve(
         self,
         batch: list[_Item],
         outcomes: list[Prediction | Exception],
-        times_ms: tuple[float, float],  # the batch's whole run, and its forward pass
-        size: int,
+        times_ms: tuple[float, float],  # the batch's whole run, and its forward passes
+        size: int,  # the largest forward pass
     ) -> None:
         for request in {item.request for item in batch}:
             request.inference_ms += times_ms[0]
@@ -275,3 +321,8 @@ class Batcher:
                     queue_ms, request.inference_ms, request.batch_size, request.forward_ms
                 )
                 request.future.set_result(([r for r in request.results if r is not None], timing))
+
+
+def _complete(outcomes: list[Prediction | Exception | None]) -> list[Prediction | Exception]:
+    assert all(outcome is not None for outcome in outcomes), "every input has an outcome"
+    return [outcome for outcome in outcomes if outcome is not None]

@@ -13,7 +13,7 @@ from app.deps import ProjectDep, SettingsDep
 from app.errors import PROBLEM_RESPONSES, Overloaded, Unavailable, Unprocessable
 from app.inference.batcher import BatcherClosed, QueueFull
 from app.inference.cache import ModelLoadError
-from app.inference.inputs import read_inputs
+from app.inference.inputs import MAX_TOP_K, input_problem, read_inputs
 from app.inference.resolution import resolve
 from app.inference.serving import ModelKey
 from ml.inference.errors import InputError
@@ -21,6 +21,7 @@ from ml.inference.errors import InputError
 router = APIRouter(prefix="/v1/models", tags=["prediction"], responses=PROBLEM_RESPONSES)
 
 _MODALITY = {"image_classification": "image", "text_classification": "text"}
+_MAX_VERSION = 2**31 - 1  # the registry's integer column
 _BODY = {
     "requestBody": {
         "required": True,
@@ -42,7 +43,7 @@ _BODY = {
                                 ]
                             },
                         },
-                        "top_k": {"type": "integer", "minimum": 1},
+                        "top_k": {"type": "integer", "minimum": 1, "maximum": MAX_TOP_K},
                     },
                 }
             },
@@ -51,7 +52,7 @@ _BODY = {
                     "type": "object",
                     "properties": {
                         "file": {"type": "array", "items": {"type": "string", "format": "binary"}},
-                        "top_k": {"type": "integer"},
+                        "top_k": {"type": "string", "pattern": "^[0-9]+$"},
                     },
                 }
             },
@@ -81,10 +82,17 @@ async def predict(
     request: Request,
     project: ProjectDep,
     settings: SettingsDep,
-    version: Annotated[int | None, Query(ge=1)] = None,
+    version: Annotated[int | None, Query(ge=1, le=_MAX_VERSION)] = None,
     alias: Annotated[str | None, Query(max_length=100)] = None,
 ) -> JSONResponse:
     started = time.perf_counter()
+    if version is not None and alias is not None:
+        # Once, the version was served and the alias never looked at, even a missing one.
+        raise Unprocessable(
+            "Give ?version= or ?alias=, not both: each names a version on its own.",
+            code="version_and_alias",
+            errors=[{"field": "alias", "message": "not allowed together with version"}],
+        )
     resolved = await resolve(request, project.id, name, version, alias)
     number = resolved.number
     inputs = await read_inputs(request, settings)
@@ -121,12 +129,7 @@ async def predict(
             headers={"Retry-After": str(max(1, round(exc.retry_after_s + 0.5)))},
         ) from exc
     except InputError as exc:
-        field = f"{inputs.field}[{exc.index}]"
-        raise Unprocessable(
-            f"{field}: {exc.message}",
-            code="invalid_input",
-            errors=[{"field": field, "message": exc.message}],
-        ) from exc
+        raise input_problem(inputs.field, exc) from exc
     except BatcherClosed as exc:
         raise Unavailable(
             f"Model {label} was unloaded; retry.",

@@ -192,6 +192,98 @@ async def test_a_bad_input_fails_only_its_own_request(
     await batcher.close()
 
 
+class Poisoned:
+    """A predictor whose batch call raises whenever ``poison`` is among its inputs, in
+    preprocessing (as a tokenizer meeting a lone surrogate did) or in the forward pass,
+    without saying which input it was. ``calls`` records each call's size."""
+
+    def __init__(self, inner: Predictor, stage: str, poison: str = "poison") -> None:
+        self.inner, self.stage, self.poison = inner, stage, poison
+        self.labels = inner.labels
+        self.memory_bytes = inner.memory_bytes
+        self.calls: list[int] = []
+
+    def preprocess(self, inputs: Sequence[Any]) -> Any:
+        self.calls.append(len(inputs))
+        if self.stage == "preprocess" and self.poison in inputs:
+            raise RuntimeError("the tokenizer failed")
+        return self.inner.preprocess(inputs), list(inputs)
+
+    def forward(self, batch: Any) -> np.ndarray:
+        encoded, inputs = batch
+        if self.stage == "forward" and self.poison in inputs:
+            raise RuntimeError("the forward pass failed")
+        return self.inner.forward(encoded)
+
+    def probabilities(self, logits: np.ndarray) -> np.ndarray:
+        return self.inner.probabilities(logits)
+
+    def format(self, probs: np.ndarray, top_k: int) -> list[dict]:
+        return self.inner.format(probs, top_k)
+
+
+@pytest.mark.parametrize("stage", ["preprocess", "forward"])
+async def test_a_failing_batch_runs_its_members_one_by_one_so_only_the_culprit_fails(
+    stage: str, text_predictor: Predictor, executor: ThreadPoolExecutor
+) -> None:
+    poisoned = Poisoned(text_predictor, stage)
+    # Five inputs fill one batch at once: the three requests surely share it.
+    batcher = Batcher(
+        poisoned, max_batch_size=5, max_wait_ms=600_000, max_queue=16, executor=executor
+    )
+    requests = [["good morning"], ["poison", "its own good text"], ["a", "b c"]]
+    good1, bad, good2 = await asyncio.gather(
+        *(batcher.submit(items, top_k=3) for items in requests), return_exceptions=True
+    )
+    assert isinstance(bad, RuntimeError) and not isinstance(bad, InputError)
+    # The batch, then each member alone; the culprit's other input is not run for nothing.
+    assert poisoned.calls == [5, 1, 1, 1, 1]
+    for answer, items in ((good1, requests[0]), (good2, requests[2])):
+        assert not isinstance(answer, BaseException)
+        predictions, timing = answer
+        assert_same(predictions, [text_predictor.predict([x], top_k=3)[0] for x in items])
+        assert timing.batch_size == 1
+    # The batcher serves on as before; alone, the culprit gets the same error.
+    poisoned.calls.clear()
+    predictions, timing = await batcher.submit(texts(5), top_k=3)
+    assert poisoned.calls == [5] and timing.batch_size == 5
+    assert_same(predictions, text_predictor.predict(texts(5), top_k=3))
+    await batcher.close()
+    alone = Batcher(poisoned, max_batch_size=5, max_wait_ms=0, max_queue=16, executor=executor)
+    with pytest.raises(RuntimeError):
+        await alone.submit(["poison"], top_k=3)
+    await alone.close()
+
+
+async def test_an_input_error_in_a_lone_run_still_names_the_input_in_its_request(
+    image_predictor: Predictor, executor: ThreadPoolExecutor
+) -> None:
+    """A batch that fails for no input's fault sends everyone through the one-by-one path;
+    a bad image found there is still its own request's 422, with its index in that request."""
+
+    class FailsBatches(Gated):
+        def preprocess(self, inputs: Sequence[Any]) -> Any:
+            if len(inputs) > 1:
+                raise RuntimeError("out of memory")
+            return self.inner.preprocess(inputs)
+
+    predictor = FailsBatches(image_predictor)
+    predictor.release.set()
+    batcher = Batcher(
+        predictor, max_batch_size=4, max_wait_ms=600_000, max_queue=16, executor=executor
+    )
+    good, bad = await asyncio.gather(
+        batcher.submit([image_bytes(1), image_bytes(2)], top_k=2),
+        batcher.submit([image_bytes(3), image_bytes(4)[:60]], top_k=2),
+        return_exceptions=True,
+    )
+    assert isinstance(bad, InputError) and bad.field == "inputs[1]"
+    assert not isinstance(good, BaseException)
+    expected = [image_predictor.predict([image_bytes(i)], top_k=2)[0] for i in (1, 2)]
+    assert_same(good[0], expected)
+    await batcher.close()
+
+
 async def test_a_failed_forward_fails_its_batch_and_the_batcher_goes_on(
     text_predictor: Predictor, executor: ThreadPoolExecutor
 ) -> None:

@@ -179,6 +179,8 @@ def test_bad_inputs_are_clear_4xx(
     text = f"{api_server.url}/v1/models/{text_model.name}/predict"
     image = f"{api_server.url}/v1/models/{image_model.name}/predict"
     h = _headers(stack)
+    png = _images(1)[0]
+    encoded = _b64(png)["image_base64"]
     cases = [
         (image, {"inputs": ["a text to an image model"]}, 422, "wrong_input_kind"),
         (text, {"inputs": [_b64(_images(1)[0])]}, 422, "wrong_input_kind"),
@@ -190,9 +192,46 @@ def test_bad_inputs_are_clear_4xx(
         (text, {"inputs": "not a list"}, 422, "invalid_input"),
         (image, {"inputs": [{"image_base64": "%%%"}]}, 422, "invalid_input"),
         (image, {"inputs": [_b64(b"not an image at all")]}, 422, "invalid_input"),
+        # top_k is a JSON integer: no string, float or boolean is coerced into one.
+        (text, {"inputs": ["ok"], "top_k": "3"}, 422, "invalid_input"),
+        (text, {"inputs": ["ok"], "top_k": 3.0}, 422, "invalid_input"),
+        (text, {"inputs": ["ok"], "top_k": True}, 422, "invalid_input"),
+        (text, {"inputs": ["ok"], "top_k": 1001}, 422, "invalid_input"),
+        # Base64 may have MIME line breaks (test_mime_base64...), but no other junk.
+        *(
+            (image, {"inputs": [{"image_base64": encoded[:8] + junk + encoded[8:]}]}, 422, None)
+            for junk in (" ", "\t", "*", "\u00e9")
+        ),
+        # The header is whole, the pixel data is not: refused from the batch, as its own 422.
+        (image, {"inputs": [_b64(png[: len(png) // 2])]}, 422, "invalid_input"),
     ]
     for url, body, status, code in cases:
-        _problem(httpx.post(url, json=body, headers=h, timeout=30), status, code)
+        problem = _problem(httpx.post(url, json=body, headers=h, timeout=30), status, code)
+        assert problem["errors"], problem
+    # A lone surrogate is valid JSON but no text: 422 for this request, before any batch.
+    problem = _problem(
+        httpx.post(
+            text,
+            content=b'{"inputs": ["fine", "\\ud800"]}',
+            headers={**h, "content-type": "application/json"},
+        ),
+        422,
+        "invalid_text",
+    )
+    assert problem["errors"][0]["field"] == "inputs[1]"
+    data_url = {"image_base64": "data:image/png;base64," + _b64(png)["image_base64"]}
+    detail = _problem(httpx.post(image, json={"inputs": [data_url]}, headers=h), 422)["detail"]
+    assert "data: URL" in detail
+    # In multipart a form field is text: top_k is decimal digits and nothing else.
+    files = {"file": ("a.png", png, "image/png")}
+    for bad in ("3.0", " 3", "-1", "0", "\u00b3", "3e2", ""):
+        resp = httpx.post(image, files=files, data={"top_k": bad}, headers=h, timeout=30)
+        _problem(resp, 422, "invalid_input")
+    _problem(
+        httpx.post(image, files={"file": ("a.png", b"GIF89a junk", "image/gif")}, headers=h),
+        422,
+        "invalid_input",
+    )
     big = Image.new("L", (10_000, 10_000))
     buf = io.BytesIO()
     big.save(buf, format="PNG")
@@ -262,6 +301,15 @@ def test_version_resolution_and_isolation(
     got = httpx.post(url + f"?version={text_model.version}", json=body, headers=h)
     assert got.json()["model"]["version"] == text_model.version
     _problem(httpx.post(url + "?version=999", json=body, headers=h), 404)
+    # Both a version and an alias: refused, not the version served and the alias ignored.
+    for alias in ("nope", "production"):
+        both = f"?version={text_model.version}&alias={alias}"
+        body_both = _problem(httpx.post(url + both, json=body, headers=h), 422, "version_and_alias")
+        assert "not both" in body_both["detail"]
+    # A version out of the registry's integer range is a 422, not a database overflow.
+    for version in ("0", str(2**31), "1" * 20, "-1", "1.5"):
+        _problem(httpx.post(url + f"?version={version}", json=body, headers=h), 422)
+    _problem(httpx.post(url + f"?version={2**31 - 1}", json=body, headers=h), 404)
     _problem(httpx.post(url + "?alias=nope", json=body, headers=h), 404, "alias_not_found")
     _problem(
         httpx.post(f"{api_server.url}/v1/models/nope/predict", json=body, headers=h),
@@ -272,3 +320,24 @@ def test_version_resolution_and_isolation(
         httpx.post(url, json=body, headers=_headers(stack, stack.key_b)), 404, "model_not_found"
     )
     _problem(httpx.post(url, json=body), 401)
+
+
+def test_mime_base64_with_line_breaks_is_the_same_image(
+    stack: Stack, api_server: ApiProcess, image_model: Trained
+) -> None:
+    """Most encoders (`base64`, Python's encodebytes, MIME mail) break lines every 76
+    characters, with LF or CRLF: the same bytes, the same answer."""
+    url = f"{api_server.url}/v1/models/{image_model.name}/predict"
+    data = image_bytes(seed=7, size=(64, 48))
+    plain = base64.b64encode(data).decode()
+    assert len(plain) > 76
+    lf = base64.encodebytes(data).decode()
+    crlf = lf.replace("\n", "\r\n")
+    answers = []
+    for encoded in (plain, lf, crlf):
+        body = {"inputs": [{"image_base64": encoded}], "top_k": 1000}
+        resp = httpx.post(url, json=body, headers=_headers(stack), timeout=30)
+        assert resp.status_code == 200, resp.text
+        answers.append(resp.json()["predictions"][0])
+    _same(answers[1], answers[0])
+    _same(answers[2], answers[0])
