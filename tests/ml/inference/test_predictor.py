@@ -12,7 +12,11 @@ from ml.inference import InputError, RuntimeUnavailable, load_predictor
 from tests.ml.inference.builders import TEXT_MAX_LENGTH, image_bytes, texts
 
 # runtime -> how far its probabilities may be from eager torch's
-RUNTIMES = [("torch", 1e-5), ("onnx_fp32", 1e-4), ("onnx_int8", 0.03)]
+# Dynamic int8 (measured by bench/runtimes.py, never served) quantises the test models' heads,
+# whose weights are scaled up so that mixed-up answers stand out; onnxruntime 1.32 puts their
+# probabilities up to 0.08 from fp32 on the multi-label text model. Wrong preprocessing or a
+# mixed-up batch moves them far more.
+RUNTIMES = [("torch", 1e-5), ("onnx_fp32", 1e-4), ("onnx_int8", 0.12)]
 
 
 def _calibrated(logits: torch.Tensor, temperature: float, multilabel: bool) -> np.ndarray:
@@ -141,7 +145,7 @@ def test_undecodable_and_oversized_images_name_the_input(image_dir: Path) -> Non
     truncated = image_bytes(2)[:100]
     with pytest.raises(InputError, match=r"inputs\[0\]"):
         predictor.preprocess([truncated])
-    with pytest.raises(InputError, match="pixels") as big:
+    with pytest.raises(InputError, match="pixel limit") as big:
         predictor.preprocess([image_bytes(1), image_bytes(2), image_bytes(3, size=(60, 60))])
     assert big.value.index == 2
     with pytest.raises(InputError, match="bytes"):
