@@ -82,6 +82,8 @@ def _keys(args: argparse.Namespace, settings: Settings) -> int:
 def _api(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
+    from app.http_server import BoundedHttpToolsProtocol
+
     uvicorn.run(
         "app.main:app_from_env",
         factory=True,
@@ -90,6 +92,8 @@ def _api(args: argparse.Namespace, settings: Settings) -> int:
         workers=args.workers,
         log_config=None,
         access_log=False,
+        # httptools, with the request head bounded (431 past it): app/http_server.py.
+        http=BoundedHttpToolsProtocol,
     )
     return 0
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from http import HTTPStatus
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -9,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 PROBLEM = "application/problem+json"
 
@@ -69,6 +71,22 @@ class Overloaded(AppError):
 
 class Unavailable(AppError):
     status, title, code = 503, "Service unavailable", "unavailable"
+
+
+class RequestTimeout(StarletteHTTPException):
+    """408: the request body stalled. An HTTPException, not an AppError, because it is raised
+    from inside the body read, where FastAPI lets only HTTPException through unchanged."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(408, detail, headers={"Connection": "close"})
+
+
+_HTTP_CODES = {
+    404: "not_found",
+    405: "method_not_allowed",
+    408: "request_timeout",
+    413: "payload_too_large",
+}
 
 
 _BY_STATUS: dict[int, type[AppError]] = {
@@ -154,18 +172,43 @@ def install_error_handlers(app: FastAPI) -> None:
         return problem_response(422, "Invalid request", detail, "validation_error", errors=errors)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = _HTTP_CODES.get(exc.status_code, "http_error")
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = _allowed_methods(request)
+        try:
+            title = HTTPStatus(exc.status_code).phrase
+        except ValueError:
+            title = str(exc.detail)
         return problem_response(
             exc.status_code,
-            str(exc.detail),
+            title,
             str(exc.detail),
             code,
-            headers=getattr(exc, "headers", None),
+            headers=headers,
         )
 
 
+def _allowed_methods(request: Request) -> str:
+    """Every method the path answers: Starlette's 405 names only the first matching route's,
+    and FastAPI makes one route per method. Each method is tried against the routing table."""
+    allowed = []
+    for method in _METHODS:
+        scope = {**request.scope, "method": method}
+        if any(route.matches(scope)[0] is Match.FULL for route in request.app.router.routes):
+            allowed.append(method)
+    return ", ".join(allowed)
+
+
+_METHODS = ("DELETE", "GET", "HEAD", "PATCH", "POST", "PUT")
+
+
 PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
-    status: {"model": Problem, "content": {PROBLEM: {}}, "description": cls.title}
+    status: {
+        "model": Problem,
+        "content": {PROBLEM: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        "description": cls.title,
+    }
     for status, cls in _BY_STATUS.items()
 }

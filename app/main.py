@@ -19,7 +19,9 @@ from app.inference.endpoints import router as inference_router
 from app.inference.serving import build_model_cache
 from app.jobs.endpoints import router as jobs_router
 from app.logging import configure_logging
+from app.openapi_links import install_links
 from app.ops.endpoints import router as ops_router
+from app.ops.guards import EdgeGuardMiddleware
 from app.ops.metrics import ApiMetrics
 from app.ops.middleware import RequestContextMiddleware
 from app.queue import TaskQueue
@@ -75,6 +77,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.auth_cache = TtlCache(settings.auth_cache_seconds)
     app.state.resolve_cache = TtlCache(settings.resolve_cache_seconds)
     install_error_handlers(app)
+    # The last added runs first: the request id, log and metrics see what the guards refuse.
+    app.add_middleware(EdgeGuardMiddleware, body_read_timeout=settings.body_read_timeout_seconds)
     app.add_middleware(RequestContextMiddleware, metrics=metrics)
     for router in (
         ops_router,
@@ -85,6 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         inference_router,
     ):
         app.include_router(router)
+    install_links(app)
     return app
 
 

@@ -6,8 +6,9 @@ Ids start with a millisecond timestamp, so ordering by id is ordering by creatio
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
+from fastapi import Query
 from pydantic import BaseModel
 from sqlalchemy import Select
 from sqlalchemy.orm import InstrumentedAttribute, Session
@@ -17,6 +18,10 @@ Item = TypeVar("Item")
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
+# A cursor is an id or a model name from the previous page: their alphabet, bounded.
+CURSOR_PATTERN = r"^[A-Za-z0-9._-]{1,100}$"
+
+Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Items per page.")]
 
 
 def page(

@@ -125,7 +125,15 @@ class _FormWriter:
     def on_part_end(self) -> None:
         part = self.part
         if part.sink is None:
-            self.form.fields[part.name] = part.buffer.decode("utf-8", "replace")
+            value = part.buffer.decode("utf-8", "replace")
+            if "\x00" in value:
+                # No database column can hold a NUL (PostgreSQL text refuses it).
+                raise Unprocessable(
+                    f"Form field {part.name[:100]!r} contains a NUL character.",
+                    code="invalid_field",
+                    errors=[{"field": part.name[:100], "message": "contains a NUL character"}],
+                )
+            self.form.fields[part.name] = value
             return
         part.sink.close()
         assert part.hasher is not None

@@ -49,10 +49,12 @@ from ml.inference.predictor import Predictor, load_predictor
 
 
 def _histogram(metrics: str, name: str, model: str) -> tuple[float, float]:
-    """(sum, count) of a Prometheus histogram for one model label."""
+    """(sum, count) of a Prometheus histogram. Its totals cover every model (no label names a
+    model: /metrics tells nothing across projects); a benchmark round loads one model only."""
+    del model
     values = {}
     for kind in ("sum", "count"):
-        pattern = rf'^{name}_{kind}\{{model="{re.escape(model)}"\}} (\S+)$'
+        pattern = rf"^{name}_{kind} (\S+)$"
         match = re.search(pattern, metrics, re.MULTILINE)
         values[kind] = float(match.group(1)) if match else 0.0
     return values["sum"], values["count"]

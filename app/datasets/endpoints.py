@@ -9,11 +9,12 @@ import shutil
 import time
 from typing import Annotated, Any, Literal, cast
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
+from app.bounds import IdempotencyKey
 from app.datasets import repository, service
 from app.datasets.schemas import DatasetList, DatasetRead
 from app.db import commit
@@ -122,7 +123,7 @@ async def create_dataset(
     project: ProjectDep,
     session: SessionDep,
     settings: SettingsDep,
-    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
     incoming = settings.data_dir / "uploads" / f".incoming-{secrets.token_hex(8)}"
     try:

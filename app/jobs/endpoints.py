@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Header, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response, StreamingResponse
+from pydantic import WithJsonSchema
 from sqlalchemy.orm import Session
 
+from app.bounds import INT_MAX, EventId, IdempotencyKey, ResourceId
 from app.db import commit
 from app.deps import ProjectDep, SessionDep, SettingsDep
 from app.errors import PROBLEM_RESPONSES
@@ -17,12 +19,15 @@ from app.jobs.schemas import EventList, EventRead, JobCreate, JobList, JobRead
 from app.jobs.states import JobStatus
 from app.jobs.stream import event_stream
 from app.models import Job, Project
-from app.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from app.pagination import CURSOR_PATTERN, DEFAULT_LIMIT, Limit
 from app.registry.repository import version_refs
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=PROBLEM_RESPONSES)
 
 SSE = "text/event-stream"
+JobIdPath = Annotated[ResourceId, Path()]
+# An absent header is absent, never the string "null": documented as a plain integer.
+EVENT_ID_SCHEMA = {"type": "integer", "minimum": 0, "maximum": INT_MAX}
 _EVENTS_DOC: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "A list of events, newest first; or, with `Accept: text/event-stream`, "
@@ -45,7 +50,7 @@ def create_job(
     project: ProjectDep,
     session: SessionDep,
     settings: SettingsDep,
-    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> JobRead:
     row = service.existing_for_key(session, project, idempotency_key, body)
     if row is None:
@@ -68,8 +73,10 @@ def list_jobs(
     session: SessionDep,
     status: JobStatus | None = None,
     model_name: Annotated[str | None, Query(max_length=200)] = None,
-    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
-    after: str | None = None,
+    limit: Limit = DEFAULT_LIMIT,
+    after: Annotated[
+        str | None, Query(pattern=CURSOR_PATTERN, description="a job id from the previous page")
+    ] = None,
 ) -> JobList:
     rows, has_more = repository.list_page(
         session, project.id, status=status, model_name=model_name, limit=limit, after=after
@@ -80,13 +87,13 @@ def list_jobs(
 
 
 @router.get("/{job_id}", response_model=JobRead, summary="Get a job")
-def get_job(job_id: str, project: ProjectDep, session: SessionDep) -> JobRead:
+def get_job(job_id: JobIdPath, project: ProjectDep, session: SessionDep) -> JobRead:
     return _read(session, service.get(session, project, job_id))
 
 
 @router.post("/{job_id}/cancel", response_model=JobRead, summary="Cancel a job")
 def cancel_job(
-    job_id: str, project: ProjectDep, session: SessionDep, settings: SettingsDep
+    job_id: JobIdPath, project: ProjectDep, session: SessionDep, settings: SettingsDep
 ) -> JobRead:
     row = service.cancel(session, project, job_id, settings)
     commit(session)
@@ -108,14 +115,16 @@ def _events_page(
     summary="List a job's events, or stream them live (Accept: text/event-stream)",
 )
 async def job_events(
-    job_id: str,
+    job_id: JobIdPath,
     request: Request,
     project: ProjectDep,
     session: SessionDep,
-    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
-    after: Annotated[int | None, Query(ge=0, description="an event id")] = None,
+    limit: Limit = DEFAULT_LIMIT,
+    after: Annotated[EventId | None, Query()] = None,
     accept: Annotated[str, Header()] = "application/json",
-    last_event_id: Annotated[int | None, Header(alias="Last-Event-ID", ge=0)] = None,
+    last_event_id: Annotated[
+        EventId | None, Header(alias="Last-Event-ID"), WithJsonSchema(EVENT_ID_SCHEMA)
+    ] = None,
 ) -> Response:
     if SSE not in accept:
         page = await run_in_threadpool(_events_page, session, project, job_id, limit, after)

@@ -5,33 +5,71 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+from pydantic.config import JsonDict
 
+from app.bounds import BoundedInt, NonNegativeInt, ResourceId
 from app.datasets.schemas import ErrorInfo
 from app.jobs.states import JobStatus
 from app.models import Job, JobEvent
 from app.pagination import ListOf
+from ml.training.hparams import AUTO, FIELDS
 
 MODEL_NAME_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9._-]{0,99}$"
 Method = Literal["auto", "linear_probe", "full"]
 # Smart-mode union: 3 stays an int, 3.0 a float, true a bool; "auto" (or a typo) a string,
-# which validate_hyperparameters then judges with a helpful message.
-HyperValue = bool | int | float | str
+# which validate_hyperparameters then judges with a helpful message. Bounded like every
+# integer a client sends (an integer past the bound is read as a float, and judged as one).
+HyperValue = bool | BoundedInt | float | Annotated[str, Field(max_length=100)]
+
+
+def _hyperparameter_schema(name: str) -> dict[str, Any]:
+    rule = FIELDS[name]
+    if rule.kind is bool:
+        value: dict[str, Any] = {"type": "boolean"}
+    else:
+        value = {"type": "integer" if rule.kind is int else "number"}
+        value["exclusiveMinimum" if rule.low_open else "minimum"] = rule.low
+        value["exclusiveMaximum" if rule.high_open else "maximum"] = rule.high
+    return {"anyOf": [value, {"const": AUTO}]}
+
+
+# What the service accepts, as documented: the known names, each a value in its range or
+# "auto". Validation itself is validate_hyperparameters', whose messages say what is wrong.
+HYPERPARAMETERS_SCHEMA = {
+    "type": "object",
+    "properties": {name: _hyperparameter_schema(name) for name in FIELDS},
+    "additionalProperties": False,
+    "description": 'Each a value or "auto" (the default, chosen from the data and backbone).',
+}
+# Held-out data comes from a validation dataset or a split of the training one, not both.
+_ONE_VALIDATION_SOURCE: JsonDict = {
+    "not": {
+        "required": ["validation_dataset_id", "validation_split"],
+        "properties": {
+            "validation_dataset_id": {"type": "string"},
+            "validation_split": {"type": "number"},
+        },
+    }
+}
 
 
 class JobCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_ONE_VALIDATION_SOURCE)
 
-    dataset_id: str = Field(max_length=40)
+    dataset_id: ResourceId
     backbone: str = Field(max_length=200, description="An id from GET /v1/backbones.")
     model_name: Annotated[str, Field(pattern=MODEL_NAME_PATTERN)]
     method: Method = "auto"
-    validation_dataset_id: str | None = Field(default=None, max_length=40)
+    validation_dataset_id: ResourceId | None = None
     validation_split: float | None = Field(
         default=None, ge=0.05, le=0.5, description="Held-out fraction; default chosen by size."
     )
-    hyperparameters: dict[str, HyperValue] = Field(default_factory=dict)
-    seed: int = Field(default=0, ge=0, le=2**31 - 1)
+    hyperparameters: Annotated[
+        dict[Annotated[str, Field(max_length=100)], HyperValue],
+        WithJsonSchema(HYPERPARAMETERS_SCHEMA),
+    ] = Field(default_factory=dict, max_length=50)
+    seed: NonNegativeInt = 0
 
 
 class Progress(BaseModel):

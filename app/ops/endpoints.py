@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import hmac
+
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
+
+from app.config import Settings
+from app.errors import PROBLEM_RESPONSES, Unauthorized
 
 router = APIRouter(tags=["operations"])
 
@@ -38,8 +43,29 @@ async def readyz(request: Request) -> JSONResponse:
     )
 
 
-@router.get("/metrics", summary="Prometheus metrics")
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics (with HONE_METRICS_TOKEN set: `Authorization: Bearer <token>`)",
+    response_class=Response,
+    responses={
+        200: {"content": {"text/plain": {"schema": {"type": "string"}}}},
+        401: PROBLEM_RESPONSES[401],
+    },
+)
 async def metrics(request: Request) -> Response:
+    settings: Settings = request.app.state.settings
+    if settings.metrics_token is not None:
+        _check_token(request, settings.metrics_token.get_secret_value())
     return Response(
         generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST
     )
+
+
+def _check_token(request: Request, token: str) -> None:
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given.encode(), token.encode()):
+        raise Unauthorized(
+            "/metrics needs `Authorization: Bearer <HONE_METRICS_TOKEN>`.",
+            code="invalid_metrics_token",
+            headers={"WWW-Authenticate": "Bearer"},
+        )

@@ -6,12 +6,18 @@ import logging
 import secrets
 import time
 
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.logging import request_id_var
 from app.ops.metrics import ApiMetrics
 
 log = logging.getLogger("hone.access")
+
+# nginx's code for "the client closed the connection before the answer": not a server error.
+CLIENT_CLOSED = 499
+# Metric labels come from a fixed set: a client's made-up method must not create a series.
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 class RequestContextMiddleware:
@@ -28,28 +34,43 @@ class RequestContextMiddleware:
         token = request_id_var.set(request_id)
         start = time.perf_counter()
         status = 500
+        started = client_gone = False
+
+        async def receive_watched() -> Message:
+            nonlocal client_gone
+            message = await receive()
+            if message["type"] == "http.disconnect" and not started:
+                client_gone = True
+            return message
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, started
             if message["type"] == "http.response.start":
-                status = message["status"]
+                status, started = message["status"], True
                 message.setdefault("headers", [])
                 message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
             await send(message)
 
         try:
-            await self.app(scope, receive, send_with_id)
+            await self.app(scope, receive_watched, send_with_id)
+        except ClientDisconnect:
+            # The client went away mid-body (an upload cut short): nobody is left to answer,
+            # and nothing went wrong on this side. Recorded as 499, never as a 500 traceback.
+            client_gone = True
         finally:
+            if client_gone:
+                status = CLIENT_CLOSED
             elapsed = time.perf_counter() - start
             route = scope.get("route")
             path = getattr(route, "path", "unmatched")
-            self.metrics.requests.labels(scope["method"], path, str(status)).inc()
-            self.metrics.latency.labels(scope["method"], path).observe(elapsed)
+            method = scope["method"] if scope["method"] in _METHODS else "OTHER"
+            self.metrics.requests.labels(method, path, str(status)).inc()
+            self.metrics.latency.labels(method, path).observe(elapsed)
             log.info(
-                "request",
+                "client closed the request" if client_gone else "request",
                 extra={
-                    "method": scope["method"],
-                    "path": scope["path"],
+                    "method": scope["method"][:16],
+                    "path": scope["path"][:512],
                     "status": status,
                     "duration_ms": round(elapsed * 1000, 2),
                 },

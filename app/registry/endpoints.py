@@ -8,11 +8,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
 
+from app.bounds import VersionNumber
 from app.db import after_commit, commit
 from app.deps import ProjectDep, SessionDep
 from app.errors import PROBLEM_RESPONSES
 from app.inference.resolution import forget_model
-from app.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from app.jobs.schemas import MODEL_NAME_PATTERN
+from app.pagination import CURSOR_PATTERN, DEFAULT_LIMIT, Limit
 from app.registry import repository, service
 from app.registry.schemas import (
     ALIAS_PATTERN,
@@ -32,15 +34,20 @@ log = logging.getLogger("hone.api.registry")
 router = APIRouter(prefix="/v1/models", tags=["models"], responses=PROBLEM_RESPONSES)
 
 AliasPath = Annotated[str, Path(pattern=ALIAS_PATTERN)]
-VersionPath = Annotated[int, Path(ge=1)]
+# Every model is named by a job's model_name; a name outside that pattern names nothing.
+NamePath = Annotated[str, Path(pattern=MODEL_NAME_PATTERN)]
+VersionPath = Annotated[VersionNumber, Path()]
 
 
 @router.get("", response_model=ModelList, summary="List models, newest first")
 def list_models(
     project: ProjectDep,
     session: SessionDep,
-    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
-    after: Annotated[str | None, Query(description="a model name from the previous page")] = None,
+    limit: Limit = DEFAULT_LIMIT,
+    after: Annotated[
+        str | None,
+        Query(pattern=CURSOR_PATTERN, description="a model name from the previous page"),
+    ] = None,
 ) -> ModelList:
     rows, has_more, latest, aliases = service.list_models(
         session, project.id, limit=limit, after=after
@@ -50,7 +57,7 @@ def list_models(
 
 
 @router.get("/{name}", response_model=ModelDetail, summary="Get a model and its versions")
-def get_model(name: str, project: ProjectDep, session: SessionDep) -> ModelDetail:
+def get_model(name: NamePath, project: ProjectDep, session: SessionDep) -> ModelDetail:
     model = service.get_model(session, project.id, name)
     latest = repository.latest_ready_numbers(session, [model.id]).get(model.id)
     aliases = repository.aliases_of(session, [model.id]).get(model.id, {})
@@ -60,7 +67,7 @@ def get_model(name: str, project: ProjectDep, session: SessionDep) -> ModelDetai
 
 @router.get("/{name}/versions/{version}", response_model=VersionRead, summary="Get a model version")
 def get_version(
-    name: str, version: VersionPath, project: ProjectDep, session: SessionDep
+    name: NamePath, version: VersionPath, project: ProjectDep, session: SessionDep
 ) -> VersionRead:
     return VersionRead.of(*service.get_version(session, project.id, name, version))
 
@@ -71,7 +78,7 @@ def get_version(
     summary="Delete a model version, its artifact and the aliases that point at it",
 )
 def delete_version(
-    name: str, version: VersionPath, request: Request, project: ProjectDep, session: SessionDep
+    name: NamePath, version: VersionPath, request: Request, project: ProjectDep, session: SessionDep
 ) -> VersionDeleted:
     row, aliases = service.delete_version(session, project.id, name, version)
     path, version_id = service.artifact_path(row), row.id
@@ -101,7 +108,7 @@ def _evict(request: Request, version_id: str) -> None:
     "/{name}/aliases/{alias}", response_model=AliasRead, summary="Point an alias at a version"
 )
 def set_alias(
-    name: str,
+    name: NamePath,
     alias: AliasPath,
     body: AliasSet,
     request: Request,
@@ -116,7 +123,7 @@ def set_alias(
 
 @router.delete("/{name}/aliases/{alias}", response_model=AliasDeleted, summary="Remove an alias")
 def delete_alias(
-    name: str, alias: AliasPath, request: Request, project: ProjectDep, session: SessionDep
+    name: NamePath, alias: AliasPath, request: Request, project: ProjectDep, session: SessionDep
 ) -> AliasDeleted:
     service.delete_alias(session, project.id, name, alias)
     commit(session)

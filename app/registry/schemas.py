@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal, cast
 
 from pydantic import BaseModel, Field
 
+from app.bounds import VersionNumber
 from app.models import ModelVersion, RegisteredModel
 from app.pagination import ListOf
 from app.registry.states import VersionStatus
@@ -102,7 +103,7 @@ class VersionRead(BaseModel):
 
 
 class AliasSet(BaseModel):
-    version: int = Field(ge=1)
+    version: VersionNumber
 
 
 class AliasRead(BaseModel):

@@ -163,3 +163,21 @@ def test_a_refusal_after_reading_says_what_was_dropped(stack: Stack) -> None:
     assert report["label_counts"] == {"positive": 6}
     listed = stack.client.get(f"/v1/datasets/{body['dataset']['id']}", headers=stack.headers())
     assert listed.json()["status"] == "failed" and listed.json()["report"] == report
+
+
+def test_header_and_field_values_no_column_can_hold_are_refused(stack: Stack) -> None:
+    """A 300-character Idempotency-Key (the column holds 200) and a NUL in the name field
+    were 500s on PostgreSQL."""
+    resp = stack.client.post(
+        "/v1/datasets",
+        headers={**stack.headers(), "Idempotency-Key": "k" * 300},
+        files={"file": ("t.csv", CSV)},
+        data={"task": "text_classification"},
+    )
+    assert resp.status_code == 422, resp.text
+    body = _body(
+        _part("task", b"text_classification"),
+        _part("name", b"a\x00b"),
+        _part("file", CSV, "t.csv"),
+    )
+    _problem(_post(stack.client, stack, body), 422, "invalid_field")
