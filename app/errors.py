@@ -81,6 +81,13 @@ class RequestTimeout(StarletteHTTPException):
         super().__init__(408, detail, headers={"Connection": "close"})
 
 
+class BodyTooLarge(StarletteHTTPException):
+    """413 raised from inside the body read (see RequestTimeout for why an HTTPException)."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(413, detail, headers={"Connection": "close"})
+
+
 _HTTP_CODES = {
     404: "not_found",
     405: "method_not_allowed",

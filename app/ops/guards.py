@@ -5,6 +5,9 @@ stop waiting for a request body that stalls.
   no database work (an API key is at most MAX_KEY_CHARS characters).
 - A NUL character in the path or query: 400. No id, name or cursor contains one, and
   PostgreSQL text cannot hold one.
+- A body over MAX_JSON_BODY_BYTES to any endpoint but dataset upload and prediction: 413.
+  A job, an alias or a key is a few KiB; uploads (HONE_MAX_UPLOAD_BYTES) and prediction
+  bodies (HONE_MAX_PREDICT_BODY_BYTES) have caps of their own, counted where they are read.
 - A request body whose next chunk does not arrive within `body_read_timeout` seconds: 408
   with `Connection: close`, so the connection and whatever the handler held are released.
   (uvicorn's `timeout_keep_alive` only covers idle connections between requests.)
@@ -20,10 +23,11 @@ import asyncio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.auth.key_format import MAX_KEY_CHARS
-from app.errors import RequestTimeout, problem_response
+from app.errors import BodyTooLarge, RequestTimeout, problem_response
 
 # "Bearer " and the longest key.
 MAX_AUTHORIZATION_CHARS = len("Bearer ") + MAX_KEY_CHARS
+MAX_JSON_BODY_BYTES = 1024 * 1024
 
 
 class EdgeGuardMiddleware:
@@ -38,12 +42,20 @@ class EdgeGuardMiddleware:
         if refusal is not None:
             await refusal(scope, receive, send)
             return
-        await self.app(scope, self._timed(receive), send)
+        limit = _body_limit(scope)
+        if limit is not None and _declared_length(scope) > limit:
+            await problem_response(
+                413, "Payload too large", _too_large(limit), "payload_too_large"
+            )(scope, receive, send)
+            return
+        await self.app(scope, self._timed(receive, limit), send)
 
-    def _timed(self, receive: Receive) -> Receive:
-        """`receive`, with a deadline on each body chunk until the body is complete."""
+    def _timed(self, receive: Receive, limit: int | None) -> Receive:
+        """`receive`, with a deadline on each body chunk until the body is complete, and the
+        body counted against `limit` (None: counted by the endpoint that reads it)."""
         complete = False
         timeout = self.body_read_timeout
+        received = 0
 
         async def receive_body() -> Message:
             nonlocal complete
@@ -60,9 +72,38 @@ class EdgeGuardMiddleware:
                 ) from None
             if message["type"] != "http.request" or not message.get("more_body", False):
                 complete = True
+            if limit is not None and message["type"] == "http.request":
+                nonlocal received
+                received += len(message.get("body", b""))
+                if received > limit:
+                    complete = True
+                    raise BodyTooLarge(_too_large(limit))
             return message
 
         return receive_body
+
+
+# The two endpoints that read large bodies, each counting against a cap of its own.
+_OWN_CAPS = ("/v1/datasets", "/predict")
+
+
+def _body_limit(scope: Scope) -> int | None:
+    path = scope.get("path", "").rstrip("/")
+    return None if path.endswith(_OWN_CAPS) else MAX_JSON_BODY_BYTES
+
+
+def _declared_length(scope: Scope) -> int:
+    for name, value in scope.get("headers") or ():
+        if name == b"content-length" and value.isdigit():
+            return int(value)
+    return 0
+
+
+def _too_large(limit: int) -> str:
+    return (
+        f"The request body is larger than {limit} bytes, the most a JSON request other than a "
+        "prediction may carry."
+    )
 
 
 def _refusal(scope: Scope) -> ASGIApp | None:

@@ -44,7 +44,8 @@ def verify_image(data: bytes, max_pixels: int) -> DecodedImage:
                 if width * height > max_pixels:
                     raise SkipExampleError(
                         "too_large",
-                        f"{width}x{height} pixels is more than the {max_pixels}-pixel limit",
+                        f"{width}x{height} pixels is more than the {max_pixels}-pixel limit "
+                        "(HONE_MAX_IMAGE_PIXELS)",
                     )
                 image.load()
                 extension = _EXTENSIONS[str(image.format)]
@@ -52,7 +53,8 @@ def verify_image(data: bytes, max_pixels: int) -> DecodedImage:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
         raise SkipExampleError(
-            "too_large", f"too many pixels to decode safely ({error})"
+            "too_large",
+            f"more pixels than the pixel limit allows (HONE_MAX_IMAGE_PIXELS; {error})",
         ) from error
     except UnidentifiedImageError as error:
         raise SkipExampleError("corrupt", f"not a readable {SUPPORTED_IMAGES} image") from error

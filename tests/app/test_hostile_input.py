@@ -23,6 +23,7 @@ from app.db import make_engine, make_session_factory, transaction
 from app.http_server import MAX_HEAD_BYTES, MAX_HEADERS
 from app.main import create_app
 from app.models import Job, JobEvent, ModelVersion, RegisteredModel
+from app.ops.guards import MAX_JSON_BODY_BYTES
 from app.ops.metrics import ApiMetrics
 from tests.support.api_process import ApiProcess
 from tests.support.stack import Backend, wait_until
@@ -348,3 +349,21 @@ def test_metrics_token_guards_metrics_when_set(backend: Backend) -> None:
         assert client.get("/healthz").status_code == 200  # nothing else needs the token
     with TestClient(create_app(backend.settings())) as client:
         assert client.get("/metrics").status_code == 200  # unset: open, as before
+
+
+def test_json_bodies_outside_uploads_and_predictions_are_capped(hostile: Hostile) -> None:
+    """A job, alias or key body is a few KiB: a huge one is refused, declared or streamed."""
+    api = hostile.api
+    big = b'{"dataset_id": "' + b"x" * (MAX_JSON_BODY_BYTES + 10) + b'"}'
+    headers = {"Authorization": f"Bearer {hostile.key}", "content-type": "application/json"}
+    declared = httpx.post(f"{api.url}/v1/jobs", content=big, headers=headers, timeout=30)
+    assert declared.status_code == 413, declared.text
+    assert declared.headers["content-type"].startswith("application/problem+json")
+    streamed = httpx.post(
+        f"{api.url}/v1/jobs",
+        content=iter([big[i : i + 65536] for i in range(0, len(big), 65536)]),
+        headers=headers,
+        timeout=30,
+    )
+    assert streamed.status_code == 413, streamed.text
+    assert httpx.get(f"{api.url}/healthz", timeout=5).status_code == 200
