@@ -110,7 +110,8 @@ def main() -> None:
             service.migrate()
             service.run("worker")
             service.start_api()
-            rows = tweet_corpus()[:300]
+            corpus = tweet_corpus()
+            rows = corpus[:: max(1, len(corpus) // 300)][:300]  # every label, spread out
             upload = write_text_csv(Path(tmp) / "tweets.csv", rows)
             train(service, upload, "text_classification", "minilm_l6", "tweets")
             with httpx.Client(base_url=service.url, headers=service.headers, timeout=60) as c:
@@ -126,7 +127,7 @@ def main() -> None:
             staging = [p for p in (data / "uploads").iterdir() if p.name.startswith(".incoming")]
         finally:
             service.close()
-    print(f"machine: {machine_description()}; load average {load_average()}")
+    print(f"machine: {machine_description()}; {load_average()}")
     print(f"{args.stalled} stalled uploads, {args.requests} sequential calls of each kind")
     print("| measure | baseline ms | with stalled uploads ms | ratio |")
     print("|---|---|---|---|")
