@@ -55,6 +55,7 @@ bench: install bench-data
 	$(BIN)/python -m bench.time_to_model
 	$(BIN)/python -m bench.runtimes
 	$(BIN)/python -m bench.serve
+	$(BIN)/python -m bench.slow_clients
 	$(BIN)/python -m bench.accuracy
 
 clean-venv:
