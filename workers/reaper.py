@@ -21,6 +21,7 @@ a send, that row and the ones after it are marked unsent again for the next pass
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import threading
 from collections.abc import Callable
@@ -202,6 +203,33 @@ def requeue_stale_datasets(
     return sent
 
 
+# The pool forks a fresh child after every task while this thread may be inside SQLite,
+# kombu or logging: a child forked then inherits their internal locks held, and its first
+# database call waits for ever (seen as a worker that takes messages and never claims them).
+# Forks wait for the current pass to end; in the child the lock starts free again.
+_NO_FORK = threading.Lock()
+
+
+def _before_fork() -> None:
+    _NO_FORK.acquire()
+
+
+def _after_fork_in_parent() -> None:
+    _NO_FORK.release()
+
+
+def _after_fork_in_child() -> None:
+    # The child's copy is held (by the forking thread, before the fork); its own later forks
+    # (data loader workers) must find a free one.
+    global _NO_FORK
+    _NO_FORK = threading.Lock()
+
+
+os.register_at_fork(
+    before=_before_fork, after_in_parent=_after_fork_in_parent, after_in_child=_after_fork_in_child
+)
+
+
 class Reaper:
     """The daemon thread that runs the passes of the worker's queues every lease interval.
 
@@ -237,7 +265,8 @@ class Reaper:
             while True:
                 for reap in passes:
                     try:
-                        reap()
+                        with _NO_FORK:
+                            reap()
                     except Exception:
                         log.warning("reaper pass failed; retrying next interval", exc_info=True)
                 if self._stop.wait(self.settings.lease_seconds):
