@@ -20,7 +20,13 @@ def build_parser() -> argparse.ArgumentParser:
     api.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
     worker = sub.add_parser("worker", help="run a Celery worker (production)")
     worker.add_argument("--queues", default="train,data", help="comma-separated queues")
-    worker.add_argument("--concurrency", type=int, default=None, help="processes (default 1)")
+    worker.add_argument(
+        "--concurrency",
+        type=int,
+        default=None,
+        help="processes (default: one per GPU for the train queue, else HONE_WORKER_CONCURRENCY;"
+        " never more than the GPUs for the train queue)",
+    )
     worker.add_argument("--hostname", default=None, help="Celery node name")
     sub.add_parser("migrate", help="upgrade the registry database to the newest schema")
     keys = sub.add_parser("keys", help="manage API keys")
@@ -100,8 +106,14 @@ def _api(args: argparse.Namespace, settings: Settings) -> int:
 
 def _worker(args: argparse.Namespace, settings: Settings) -> int:
     from app.logging import configure_logging
+    from workers.devices import host_devices
     from workers.preload import preload
 
+    # Before anything is imported or started: a pool larger than the GPUs is refused at once.
+    concurrency = _worker_concurrency(args, settings, host_devices(settings))
+    if isinstance(concurrency, str):
+        print(f"hone: {concurrency}", file=sys.stderr)
+        return 2
     configure_logging(settings.log_level, settings.log_json)
     # Before the pool forks: every job process then starts with torch & co. imported.
     preload()
@@ -112,7 +124,7 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
         "--queues",
         args.queues,
         "--concurrency",
-        str(args.concurrency or settings.worker_concurrency),
+        str(concurrency),
         "--pool",
         "prefork",
         "--loglevel",
@@ -125,6 +137,33 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
         argv += ["--hostname", args.hostname]
     celery_app.worker_main(argv)
     return 0
+
+
+def _worker_concurrency(
+    args: argparse.Namespace, settings: Settings, devices: list[str]
+) -> int | str:
+    """The pool size, or why the one asked for cannot be: a worker that trains runs one
+    process per GPU (workers/devices.py pins each to its own), and no more than that."""
+    if args.concurrency is not None:
+        asked, source = args.concurrency, f"--concurrency {args.concurrency}"
+    elif "worker_concurrency" in settings.model_fields_set:
+        asked = settings.worker_concurrency
+        source = f"HONE_WORKER_CONCURRENCY={asked}"
+    else:
+        asked, source = None, ""
+    trains = "train" in (queue.strip() for queue in args.queues.split(","))
+    if not (trains and devices):
+        return asked or settings.worker_concurrency
+    if asked is None:
+        return len(devices)
+    if not 1 <= asked <= len(devices):
+        return (
+            f"{source} does not fit the {len(devices)} GPU(s) this worker trains on "
+            f"({','.join(devices)}): one training process per GPU. Ask for 1 to {len(devices)}, "
+            "set HONE_TRAIN_DEVICES to the GPUs to use, or run dataset processing in a worker "
+            "of its own (--queues data)."
+        )
+    return asked
 
 
 def _up(_args: argparse.Namespace, settings: Settings) -> int:

@@ -21,6 +21,8 @@ from sqlalchemy.engine import make_url
 from app.auth.key_format import key_problem
 
 BROKER_SCHEMES = ("redis", "rediss", "amqp", "amqps", "sqs", "filesystem")
+# One GPU as CUDA_VISIBLE_DEVICES names it: an index, or a GPU or MIG instance UUID.
+GPU_ID = re.compile(r"[0-9]+|GPU-[0-9a-fA-F-]+|MIG-[0-9A-Za-z/._-]+")
 
 
 def _default_data_dir() -> Path:
@@ -100,6 +102,13 @@ class Settings(BaseSettings):
     )
     checkpoint_every_seconds: float = Field(default=300.0, gt=0)
     worker_concurrency: int = Field(default=1, ge=1)
+    train_devices: str | None = Field(
+        default=None,
+        description="The GPUs a worker trains on, one training process each, e.g. 0,1,2: "
+        "indices as nvidia-smi numbers them, or GPU-/MIG- UUIDs. Each pool process sees only "
+        "its own (CUDA_VISIBLE_DEVICES). Default: every GPU the worker can see "
+        "(CUDA_VISIBLE_DEVICES when set, else nvidia-smi -L); none on a CPU-only host.",
+    )
     log_json: bool = Field(default=True, description="One JSON object per log line.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     # Serving
@@ -151,13 +160,51 @@ class Settings(BaseSettings):
     )
     storage_url: str | None = Field(
         default=None,
-        description="fsspec URL for model artifacts (e.g. s3://bucket/hone); default: data_dir.",
+        description="Where uploads, datasets, checkpoints and model versions are kept: "
+        "file:///path or s3://bucket/prefix (any S3-compatible store; credentials and region "
+        "from the usual AWS_ variables). Default: data_dir. Every API and worker host of one "
+        "deployment must name the same store.",
+    )
+    s3_endpoint_url: str | None = Field(
+        default=None,
+        description="Endpoint of an S3-compatible store that is not AWS (MinIO, Ceph, R2), "
+        "e.g. http://minio:9000; AWS_ENDPOINT_URL works too.",
+    )
+    cache_dir: Path | None = Field(
+        default=None,
+        description="This host's local cache (downloaded datasets and versions, decoded "
+        "images, tokens, features, job work directories); may be deleted at any time. "
+        "Default: data_dir/cache.",
     )
 
-    @field_validator("data_dir")
+    @field_validator("data_dir", "cache_dir")
     @classmethod
-    def _absolute(cls, value: Path) -> Path:
-        return value.expanduser().resolve()
+    def _absolute(cls, value: Path | None) -> Path | None:
+        return None if value is None else value.expanduser().resolve()
+
+    @field_validator("train_devices")
+    @classmethod
+    def _train_devices(cls, value: str | None) -> str | None:
+        entries = [entry.strip() for entry in (value or "").split(",")]
+        if entries == [""]:
+            return None  # empty: unset, the default
+        if any(not GPU_ID.fullmatch(entry) for entry in entries):
+            raise ValueError("expected GPU indices or UUIDs separated by commas, e.g. 0,1,2")
+        if len(set(entries)) < len(entries):
+            raise ValueError("a GPU is named twice; each training process needs its own")
+        return ",".join(entries)
+
+    @field_validator("storage_url")
+    @classmethod
+    def _storage_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        scheme, sep, rest = value.partition("://")
+        if not sep or scheme not in ("file", "s3") or not rest.strip("/"):
+            raise ValueError("expected file:///absolute/path or s3://bucket/prefix")
+        if scheme == "file" and not rest.startswith("/"):
+            raise ValueError("a file:// URL needs an absolute path, e.g. file:///srv/hone")
+        return value.rstrip("/")
 
     @field_validator("bootstrap_api_key", "metrics_token")
     @classmethod
@@ -209,13 +256,17 @@ class Settings(BaseSettings):
     def broker_dir(self) -> Path:
         return self.data_dir / "broker"
 
+    @property
+    def store_url(self) -> str:
+        return self.storage_url or f"file://{self.data_dir}"
+
+    @property
+    def local_cache_dir(self) -> Path:
+        return self.cache_dir or self.data_dir / "cache"
+
     def ensure_dirs(self) -> None:
+        self.local_cache_dir.mkdir(parents=True, exist_ok=True)
         for sub in (
-            "uploads",
-            "datasets",
-            "jobs",
-            "cache",
-            "models",
             "broker/queue",
             "broker/done",
             "broker/control",

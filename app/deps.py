@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from typing import Annotated
 
@@ -12,10 +13,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.auth.keys import authenticate, key_digest
 from app.config import Settings
-from app.errors import Unauthorized
+from app.errors import DATABASE_ERRORS, Unauthorized, short_reason
 from app.models import Project
+from app.storage.places import Storage
 from app.ttl_cache import TtlCache
 
+log = logging.getLogger("hone.api")
 _bearer = HTTPBearer(auto_error=False, description="A Hone API key: `hone keys create`.")
 
 
@@ -31,11 +34,26 @@ def get_session(request: Request) -> Iterator[Session]:
     try:
         yield session
     finally:
-        session.rollback()
-        session.close()
+        try:
+            session.rollback()
+        except DATABASE_ERRORS as exc:
+            # The database went away after the last query: its transaction went with the
+            # connection, and this runs once the answer is sent, when raising helps nobody.
+            log.warning(
+                "rollback failed: the database connection was lost",
+                extra={"error": short_reason(exc)},
+            )
+        finally:
+            session.close()
+
+
+async def get_storage(request: Request) -> Storage:
+    storage: Storage = request.app.state.storage
+    return storage
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+StorageDep = Annotated[Storage, Depends(get_storage)]
 SessionDep = Annotated[Session, Depends(get_session)]
 
 

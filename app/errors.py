@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from http import HTTPStatus
 from typing import Any
 
@@ -9,10 +10,28 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
+from app.storage.errors import StorageUnavailable
+
+log = logging.getLogger("hone.api.errors")
+
 PROBLEM = "application/problem+json"
+# When a client should retry a request refused because a shared part (the database, the object
+# store, the broker) could not be reached: long enough for a restart or a failover to be seen.
+OUTAGE_RETRY_AFTER_SECONDS = 5
+# What SQLAlchemy raises when the database is gone, was restarted, terminated this connection
+# (pg_terminate_backend: psycopg's AdminShutdown, an OperationalError), is locked (SQLite's
+# "database is locked") or when no pooled connection became free in time (TimeoutError). Never
+# a bug in the request: it can be retried as it is.
+DATABASE_ERRORS: tuple[type[Exception], ...] = (
+    sa_exc.OperationalError,
+    sa_exc.InterfaceError,
+    sa_exc.DisconnectionError,
+    sa_exc.TimeoutError,
+)
 
 
 class AppError(Exception):
@@ -138,6 +157,19 @@ def problem_response(
     headers: dict[str, str] | None = None,
     extra: dict[str, Any] | None = None,
 ) -> JSONResponse:
+    body = problem_body(status, title, detail, code, errors=errors, extra=extra)
+    return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM)
+
+
+def problem_body(
+    status: int,
+    title: str,
+    detail: str,
+    code: str,
+    *,
+    errors: list[dict[str, str]] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     body: dict[str, Any] = {
         "type": f"https://hone.dev/problems/{code.replace('_', '-')}",
         "title": title,
@@ -148,7 +180,44 @@ def problem_response(
     if errors:
         body["errors"] = errors
     body.update(extra or {})
-    return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM)
+    return body
+
+
+def outage(exc: BaseException) -> Unavailable | None:
+    """The 503 for an error that says a shared part is down (None for any other error). The
+    cause is logged here, not sent: it names hosts and ports the client has no use for."""
+    from app.queue import BrokerUnavailable  # here: the queue imports Celery
+
+    if isinstance(exc, DATABASE_ERRORS):
+        orig = getattr(exc, "orig", None)
+        busy = "database is locked" in str(orig or exc)
+        part, code = "database", "database_unavailable"
+        what = (
+            "The database is busy (locked by another writer)"
+            if busy
+            else "The database could not be reached or did not answer in time"
+        )
+    elif isinstance(exc, StorageUnavailable):
+        part, code = "object store", "storage_unavailable"
+        what = "The object store could not be reached or did not answer in time"
+    elif isinstance(exc, BrokerUnavailable):
+        part, code = "broker", "broker_unavailable"
+        what = "The task queue (broker) could not be reached"
+    else:
+        return None
+    log.warning("%s unavailable", part, extra={"part": part, "error": short_reason(exc)})
+    return Unavailable(
+        f"{what}, so the request could not be completed. This is temporary: retry the "
+        f"request after {OUTAGE_RETRY_AFTER_SECONDS} s.",
+        code=code,
+        headers={"Retry-After": str(OUTAGE_RETRY_AFTER_SECONDS)},
+    )
+
+
+def short_reason(exc: BaseException) -> str:
+    """`Type: first line of the message`, for a log line (drivers' messages run to many)."""
+    first_line = str(exc).partition("\n")[0]
+    return f"{type(exc).__name__}: {first_line}"[:300]
 
 
 def _loc_to_field(loc: tuple[Any, ...]) -> str:
@@ -168,6 +237,19 @@ def install_error_handlers(app: FastAPI) -> None:
             headers=exc.headers,
             extra=exc.extra,
         )
+
+    async def _outage(_: Request, exc: Exception) -> JSONResponse:
+        problem = outage(exc)
+        if problem is None:  # not registered for anything else
+            raise exc
+        return problem_response(
+            problem.status, problem.title, problem.detail, problem.code, headers=problem.headers
+        )
+
+    from app.queue import BrokerUnavailable
+
+    for cls in (*DATABASE_ERRORS, StorageUnavailable, BrokerUnavailable):
+        app.add_exception_handler(cls, _outage)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -218,4 +300,15 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
         "description": cls.title,
     }
     for status, cls in _BY_STATUS.items()
+}
+PROBLEM_RESPONSES[503] |= {
+    "description": "Service unavailable: a part it needs is down (`database_unavailable`, "
+    "`storage_unavailable`, `broker_unavailable`) or a model cannot be loaded now; retry after "
+    "`Retry-After` seconds",
+    "headers": {
+        "Retry-After": {
+            "description": "Seconds to wait before retrying",
+            "schema": {"type": "integer", "minimum": 1},
+        }
+    },
 }

@@ -26,6 +26,7 @@ from app.ops.metrics import ApiMetrics
 from app.ops.middleware import RequestContextMiddleware
 from app.queue import TaskQueue
 from app.registry.endpoints import router as registry_router
+from app.storage.places import Storage
 from app.ttl_cache import TtlCache
 from ml.backbones.catalog import load_catalog
 
@@ -54,7 +55,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.session_factory = make_session_factory(engine)
         app.state.queue = TaskQueue(settings)
         app.state.catalog = load_catalog(settings.backbones_files)
-        app.state.model_cache = build_model_cache(settings, metrics)
+        app.state.model_cache = build_model_cache(settings, metrics, app.state.storage)
         if settings.bootstrap_api_key is not None:
             with transaction(app.state.session_factory) as session:
                 register_key(session, settings.bootstrap_api_key.get_secret_value(), "default")
@@ -74,6 +75,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.metrics = metrics
+    app.state.storage = Storage.from_settings(settings)
     app.state.auth_cache = TtlCache(settings.auth_cache_seconds)
     app.state.resolve_cache = TtlCache(settings.resolve_cache_seconds)
     install_error_handlers(app)

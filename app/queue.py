@@ -1,8 +1,10 @@
 """Sending work to the Celery workers. Tasks carry only ids; call these after the commit.
 
 A send either succeeds within seconds or raises BrokerUnavailable: the publish is not retried
-(workers/celery_app.py) and, on Redis, connecting and each socket operation are bounded here,
-so a broker that is down, unreachable or hung never holds a request for long.
+(app/celery_factory.py) and, on Redis, connecting and each socket operation are bounded here,
+so a broker that is down, unreachable or hung never holds a request for long. The Celery app
+is built from the settings given, never from the environment, and nothing of the workers is
+imported: the API does not load the worker's own Celery app.
 """
 
 from __future__ import annotations
@@ -10,10 +12,8 @@ from __future__ import annotations
 from celery import Celery
 from kombu.exceptions import OperationalError
 
+from app.celery_factory import PROCESS_DATASET, SEND_TIMEOUT_SECONDS, TRAIN_JOB, make_celery
 from app.config import Settings
-
-# Bound on connecting to Redis and on each command of a send.
-SEND_TIMEOUT_SECONDS = 2.0
 
 
 class BrokerUnavailable(Exception):
@@ -22,8 +22,6 @@ class BrokerUnavailable(Exception):
 
 class TaskQueue:
     def __init__(self, settings: Settings) -> None:
-        from workers.celery_app import make_celery
-
         self.celery: Celery = make_celery(settings)
         self.settings = settings
         if not settings.embedded_broker:
@@ -37,10 +35,10 @@ class TaskQueue:
             self._errors = (OperationalError, OSError, *conn.connection_errors)
 
     def process_dataset(self, dataset_id: str) -> None:
-        self._send("hone.process_dataset", dataset_id)
+        self._send(PROCESS_DATASET, dataset_id)
 
     def train_job(self, job_id: str) -> None:
-        self._send("hone.train_job", job_id)
+        self._send(TRAIN_JOB, job_id)
 
     def _send(self, name: str, row_id: str) -> None:
         try:

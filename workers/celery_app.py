@@ -1,16 +1,11 @@
-"""Celery configuration: queues, reliability settings, and the broker from settings.
+"""The worker's Celery app: built from the settings by the shared factory, plus what only a
+worker needs.
 
-Reliability choices (see docs/architecture.md):
-- ``task_acks_late`` + ``task_reject_on_worker_lost``: a task whose process dies is redelivered.
-- prefetch 1 and one task per child process: a training job owns its process, and CUDA is never
-  initialised in the parent before the fork (the parent imports torch, see workers/preload.py,
-  but never initialises CUDA).
-- the embedded filesystem broker is polled every 100 ms (kombu's default is 1 s, which would
-  add up to a second between `POST /v1/jobs` and the worker picking the job up).
-- the visibility timeout is longer than the longest allowed job, so Redis never hands a running
-  job to a second worker; the database lease covers the rest.
-- publishing is not retried and is bounded in time (app/queue.py): a failed send is the
-  reaper's to repeat, not the caller's to wait for.
+Queues, routes and the reliability settings (acks late, prefetch 1, one task per child, the
+visibility timeout, no publish retry) are app/celery_factory.py's, shared with the API's
+producer (app/queue.py). Here, for `hone worker` (and `celery -A workers.celery_app`):
+- `celery_app`, built from get_settings(), with the task modules to import;
+- the event-loop tick that hands a free process the next message at once (_PromptPickup);
 - the main process runs the reaper (workers/reaper.py: stale jobs and datasets) and, on a
   warm shutdown, forwards SIGTERM to the pool children so a training job checkpoints and
   requeues itself instead of running on until the container is killed.
@@ -22,59 +17,14 @@ import os
 import signal
 from typing import Any
 
-from celery import Celery, bootsteps, signals
+from celery import bootsteps, signals
 
-from app.config import Settings, get_settings
-from app.queue import SEND_TIMEOUT_SECONDS
+import workers.devices  # noqa: F401  (pins each pool process to its own GPU)
+from app.celery_factory import DATA_QUEUE, TRAIN_QUEUE, make_celery
+from app.config import get_settings
 
-DATA_QUEUE = "data"
-TRAIN_QUEUE = "train"
-EMBEDDED_POLL_SECONDS = 0.1
 TICK_SECONDS = 0.05
-
-
-def make_celery(settings: Settings) -> Celery:
-    app = Celery("hone", broker=settings.celery_broker_url, include=["workers.tasks"])
-    transport_options: dict[str, object] = {
-        "visibility_timeout": settings.job_max_runtime_seconds + 3600,
-    }
-    if settings.embedded_broker:
-        # Producer and consumer share one folder; ensure_dirs() creates it. Every folder is
-        # named: kombu's default for the exchange tables ("control") is relative to the
-        # working directory of whichever process starts first.
-        folder = settings.broker_dir / "queue"
-        transport_options = {
-            "data_folder_in": str(folder),
-            "data_folder_out": str(folder),
-            "processed_folder": str(settings.broker_dir / "done"),
-            "control_folder": str(settings.broker_dir / "control"),
-            "store_processed": False,
-            "polling_interval": EMBEDDED_POLL_SECONDS,
-        }
-    app.conf.update(
-        # The filesystem transport has no fanout exchange for remote control.
-        worker_enable_remote_control=not settings.embedded_broker,
-        broker_transport_options=transport_options,
-        broker_connection_retry_on_startup=True,
-        # A send fails within seconds instead of retrying while the caller waits: the row is
-        # the source of truth, and the reaper sends what was not sent (app/queue.py).
-        task_publish_retry=False,
-        broker_connection_timeout=SEND_TIMEOUT_SECONDS,
-        task_ignore_result=True,
-        task_acks_late=True,
-        task_reject_on_worker_lost=True,
-        worker_prefetch_multiplier=1,
-        worker_max_tasks_per_child=1,
-        worker_hijack_root_logger=False,
-        task_serializer="json",
-        accept_content=["json"],
-        task_default_queue=DATA_QUEUE,
-        task_routes={
-            "hone.process_dataset": {"queue": DATA_QUEUE},
-            "hone.train_job": {"queue": TRAIN_QUEUE},
-        },
-    )
-    return app
+TASK_MODULES = ["workers.tasks"]
 
 
 class _PromptPickup(bootsteps.StartStopStep):
@@ -101,6 +51,7 @@ def _tick() -> None:
 
 
 celery_app = make_celery(get_settings())
+celery_app.conf.include = TASK_MODULES
 celery_app.steps["worker"].add(_PromptPickup)
 
 
@@ -130,8 +81,17 @@ def _on_worker_shutting_down(how: str = "", **_: Any) -> None:
     consumer = _running.get("consumer")
     if how != "Warm" or consumer is None:
         return
-    for pid in consumer.pool.info.get("processes", []):
+    for pid in _busy_children(consumer):
         try:
             os.kill(pid, signal.SIGTERM)
         except ProcessLookupError:
             continue
+
+
+def _busy_children(consumer: Any) -> set[int]:
+    """Pool children running a task. An idle child must not get the SIGTERM: killed while it
+    waits on the pool's inqueue lock, it leaves the lock held and the main process hangs in
+    billiard's Pool._help_stuff_finish at exit (seen with a pool of 2 or more: one per GPU)."""
+    pool = getattr(consumer.pool, "_pool", None)
+    cache = getattr(pool, "_cache", None) or {}
+    return {pid for job in list(cache.values()) for pid in job.worker_pids()}

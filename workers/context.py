@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Settings, get_settings
 from app.db import make_engine, make_session_factory
+from app.storage.places import Storage
 
 
 @dataclass(frozen=True)
@@ -18,6 +19,7 @@ class WorkerContext:
     settings: Settings
     engine: Engine
     sessions: sessionmaker[Session]
+    storage: Storage
     pid: int
 
 
@@ -26,7 +28,8 @@ def _context_for(pid: int) -> WorkerContext:
     settings = get_settings()
     settings.ensure_dirs()
     engine = make_engine(settings.sqlalchemy_url)
-    return WorkerContext(settings, engine, make_session_factory(engine), pid)
+    storage = Storage.from_settings(settings)
+    return WorkerContext(settings, engine, make_session_factory(engine), storage, pid)
 
 
 def context() -> WorkerContext:

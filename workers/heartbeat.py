@@ -2,7 +2,8 @@
 
 Training asks "should I stop?" after every step; the answer must be a memory read, so the
 database is read here, every lease/3 seconds, and the result kept in two flags. Dataset
-processing uses the same thread with `leases.renew_dataset` (it has no cancel flag).
+processing uses the same thread with app/datasets/lifecycle.py's `renew` (it has no cancel
+flag).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from collections.abc import Callable
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.db import transaction
-from workers import leases
+from app.jobs import lifecycle
 
 log = logging.getLogger("hone.worker.heartbeat")
 
@@ -29,9 +30,9 @@ class Heartbeat:
         job_id: str,
         owner: str,
         lease_seconds: float,
-        renew: Renew = leases.renew,
+        renew: Renew = lifecycle.renew,
     ) -> None:
-        # job_id: the leased row's id, a job's or (with renew_dataset) a dataset's.
+        # job_id: the leased row's id, a job's or (with the datasets' renew) a dataset's.
         self._sessions, self.job_id, self.owner = sessions, job_id, owner
         self.lease_seconds = lease_seconds
         self._renew = renew

@@ -10,14 +10,16 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from pathlib import Path
 from typing import Any, Literal
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.db import transaction
-from app.jobs import repository
+from app.jobs import lifecycle, repository
+from app.storage.errors import StorageUnavailable
+from app.storage.places import Storage
 from ml.training.spec import StopReason
-from workers import leases
 from workers.heartbeat import Heartbeat
 from workers.jsonsafe import jsonable
 
@@ -30,9 +32,11 @@ class JobHooks:
         sessions: sessionmaker[Session],
         heartbeat: Heartbeat,
         preempt: threading.Event,
+        storage: Storage,
         progress_interval: float = 1.0,
     ) -> None:
         self.sessions = sessions
+        self.storage = storage
         self.heartbeat = heartbeat
         self.job_id, self.owner = heartbeat.job_id, heartbeat.owner
         self.preempt = preempt
@@ -89,11 +93,25 @@ class JobHooks:
         self._last_write = time.monotonic()
         try:
             with transaction(self.sessions) as session:
-                leases.update_owned(
+                lifecycle.update_owned(
                     session, self.job_id, self.owner, progress=progress, metrics=self.metrics
                 )
         except Exception:
             log.warning("could not record progress", extra={"job_id": self.job_id}, exc_info=True)
+
+    def checkpoint_saved(self, directory: Path) -> None:
+        """Copy the checkpoint to the store, so an attempt on any host resumes from it. Best
+        effort: with the store unreachable, training goes on and the next checkpoint tries
+        again; a resumed attempt starts from the last one that reached the store."""
+        if self.heartbeat.lost:
+            return
+        try:
+            self.storage.save_checkpoint(self.job_id, directory)
+        except StorageUnavailable:
+            log.warning(
+                "could not copy a checkpoint to the store", extra={"job_id": self.job_id},
+                exc_info=True,
+            )  # fmt: skip
 
     def should_stop(self) -> StopReason | None:
         # A cancel wins over a preemption: a cancelled job must not go back to the queue.

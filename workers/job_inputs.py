@@ -8,15 +8,16 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
+from app.backbones.availability import unavailable_reason
 from app.config import Settings
-from app.jobs.checks import unavailable_reason
-from app.jobs.service import work_dir
+from app.jobs.lifecycle import ClaimedJob
 from app.models import Dataset
+from app.storage.errors import StoreMissing
+from app.storage.places import Storage
 from ml.backbones.catalog import is_available, load_catalog
 from ml.backbones.spec import BackboneSpec
-from ml.training.spec import Method, TrainSpec
+from ml.training.spec import CHECKPOINT, Method, TrainSpec
 from workers.failures import JobFailure
-from workers.leases import ClaimedJob
 
 
 @dataclass(frozen=True)
@@ -27,8 +28,8 @@ class JobInputs:
     validation_dataset_sha256: str | None
 
 
-def _dataset_dir(session: Session, settings: Settings, dataset_id: str) -> tuple[Path, str, str]:
-    """(directory, sha256, task) of a ready dataset whose files are on disk."""
+def _dataset_dir(session: Session, storage: Storage, dataset_id: str) -> tuple[Path, str, str]:
+    """(local directory, sha256, task) of a ready dataset, fetched from the store if needed."""
     row = session.get(Dataset, dataset_id)
     if row is None or row.status != "ready" or not row.sha256:
         raise JobFailure(
@@ -36,13 +37,13 @@ def _dataset_dir(session: Session, settings: Settings, dataset_id: str) -> tuple
             f"Dataset {dataset_id} was deleted or is not ready; create a new job with a ready "
             "dataset.",
         )
-    folder = settings.data_dir / "datasets" / row.sha256
-    if not (folder / "manifest.json").is_file():
+    try:
+        folder = storage.dataset_dir(row.sha256)
+    except StoreMissing:
         raise JobFailure(
             "dataset_missing",
-            f"The files of dataset {dataset_id} are missing from the data directory; upload "
-            "it again.",
-        )
+            f"The files of dataset {dataset_id} are missing from the store; upload it again.",
+        ) from None
     return folder, row.sha256, row.task
 
 
@@ -54,7 +55,7 @@ def _backbone(settings: Settings, backbone_id: str) -> BackboneSpec:
             f"Backbone {backbone_id!r} is no longer in this worker's catalog; the operators "
             "removed it, or the workers' HONE_BACKBONES_FILES differ from the API's.",
         )
-    if not is_available(spec, settings.data_dir / "cache"):
+    if not is_available(spec, settings.local_cache_dir):
         raise JobFailure(
             "backbone_unavailable",
             f"Backbone {backbone_id!r} is not available on the worker: {unavailable_reason(spec)}",
@@ -62,17 +63,23 @@ def _backbone(settings: Settings, backbone_id: str) -> BackboneSpec:
     return spec
 
 
-def job_inputs(session: Session, settings: Settings, job: ClaimedJob) -> JobInputs:
-    dataset_dir, sha, task = _dataset_dir(session, settings, job.dataset_id)
+def job_inputs(
+    session: Session, settings: Settings, storage: Storage, job: ClaimedJob
+) -> JobInputs:
+    """The job's TrainSpec, with its datasets on local disk and its work directory holding
+    the latest checkpoint in the store (written by any earlier attempt, on any host)."""
+    dataset_dir, sha, task = _dataset_dir(session, storage, job.dataset_id)
     val_dir, val_sha = None, None
     if job.validation_dataset_id:
-        val_dir, val_sha, _ = _dataset_dir(session, settings, job.validation_dataset_id)
+        val_dir, val_sha, _ = _dataset_dir(session, storage, job.validation_dataset_id)
+    work = storage.work_dir(job.id)
+    storage.restore_checkpoint(job.id, work / CHECKPOINT)
     method: Method = job.method  # type: ignore[assignment]
     spec = TrainSpec(
         dataset_dir=dataset_dir,
         backbone=_backbone(settings, job.backbone),
-        work_dir=work_dir(settings, job.id),
-        cache_dir=settings.data_dir / "cache",
+        work_dir=work,
+        cache_dir=settings.local_cache_dir,
         method=method,
         hyperparameters=job.hyperparameters,
         validation_dataset_dir=val_dir,

@@ -2,32 +2,34 @@
 
 (a) the artifact is written to a staging directory in the job's work dir and its serving
 runtime chosen there; (b) one transaction reserves the version (see app/registry/registration);
-(c) the staged directory is moved to the version's path; (d) one transaction marks the
-version ready and the job succeeded. A retry after a crash at any point reuses the version.
+(c) the staged directory is published to the store under the version's URI (every file, then
+the listing that makes it visible: app/storage/store.py); (d) one transaction marks the
+version ready and the job succeeded (app/jobs/lifecycle.py `finish`, which removes the job's
+checkpoints once that commits). A retry after a crash at any point reuses the version, and a
+version is ready only once every object of it is in the store.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import platform
 import shutil
 from dataclasses import dataclass
+from functools import partial
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from app.db import transaction
-from app.jobs import repository as jobs
+from app.jobs import lifecycle
+from app.jobs.lifecycle import ClaimedJob
 from app.jobs.states import SUCCEEDED
 from app.models import Job
-from app.models.base import utcnow
 from app.registry.registration import NewVersion, mark_ready, reserve_version
-from workers import leases
+from app.storage.places import Storage
 from workers.job_hooks import JobHooks
 from workers.job_inputs import JobInputs
 from workers.jsonsafe import jsonable
-from workers.leases import ClaimedJob
 
 if TYPE_CHECKING:
     from ml.training.run import TrainOutcome
@@ -122,7 +124,7 @@ def _manifest(
 
 
 def register(
-    hooks: JobHooks, job: ClaimedJob, inputs: JobInputs, outcome: TrainOutcome, data_dir: Path
+    hooks: JobHooks, job: ClaimedJob, inputs: JobInputs, outcome: TrainOutcome, storage: Storage
 ) -> Registered:
     """Steps (a)-(d); Cancelled or LeaseLost when the job is no longer this attempt's to finish."""
     from ml.artifacts import save_artifact
@@ -147,13 +149,12 @@ def register(
             raise LeaseLost(job.id)
         if row.cancel_requested:
             raise Cancelled(job.id)
-        version = reserve_version(session, new, data_dir)
-        version_id, number, final = version.id, version.version, Path(version.artifact_uri)
-    if final.exists():
-        shutil.rmtree(staged, ignore_errors=True)  # moved by an attempt that then crashed
-    else:
-        final.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(staged, final)
+        uri = partial(storage.version_uri, job.project_id, job.model_name)
+        version = reserve_version(session, new, uri)
+        version_id, number, final = version.id, version.version, version.artifact_uri
+    if not storage.version_published(final):  # else: published by an attempt that then crashed
+        storage.publish_version(staged, final)
+    shutil.rmtree(staged, ignore_errors=True)
     summary = {
         "val_loss": metrics.get("val_loss"),
         "val_accuracy": metrics.get("accuracy"),
@@ -161,17 +162,15 @@ def register(
     }
     with transaction(sessions) as session:
         mark_ready(session, version_id)
-        done = leases.release(
-            session, job.id, owner,
-            status=SUCCEEDED, model_version_id=version_id, finished_at=utcnow(),
+        done = lifecycle.finish(
+            session, storage, job.id, owner, SUCCEEDED,
+            f"registered model {job.model_name} version {number}",
+            data={"model": job.model_name, "version": number, "method": outcome.method},
+            model_version_id=version_id,
             hyperparameters=jsonable(outcome.hyperparameters),
             metrics=hooks.metrics | summary,
             progress={**hooks.last_progress, "eta_seconds": 0},
         )  # fmt: skip
         if not done:
             raise LeaseLost(job.id)  # rolls back: the attempt that owns the job finishes it
-        jobs.add_event(
-            session, job.id, f"registered model {job.model_name} version {number}",
-            data={"model": job.model_name, "version": number, "method": outcome.method},
-        )  # fmt: skip
     return Registered(job.model_name, number)

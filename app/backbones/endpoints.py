@@ -27,7 +27,7 @@ async def list_backbones(
     request: Request, _project: ProjectDep, settings: SettingsDep
 ) -> BackboneList:
     catalog = request.app.state.catalog
-    cache = settings.data_dir / "cache"
+    cache = settings.local_cache_dir
 
     def _entries() -> list[dict[str, Any]]:
         return [spec_to_public(s, is_available(s, cache)) for s in catalog.values()]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 import shutil
 import time
 from typing import Annotated, Any, Literal, cast
@@ -18,11 +17,12 @@ from app.bounds import IdempotencyKey
 from app.datasets import repository, service
 from app.datasets.schemas import DatasetList, DatasetRead
 from app.db import commit
-from app.deps import ProjectDep, SessionDep, SettingsDep
+from app.deps import ProjectDep, SessionDep, SettingsDep, StorageDep
 from app.errors import PROBLEM_RESPONSES, BadRequest, Unprocessable
 from app.models import Dataset, Project
 from app.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from app.queue import BrokerUnavailable
+from app.storage.places import Storage
 from app.uploads import ParsedForm, parse_multipart
 from ml.datasets.errors import IngestError
 from ml.datasets.options import IngestOptions
@@ -125,7 +125,8 @@ async def create_dataset(
     settings: SettingsDep,
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
-    incoming = settings.data_dir / "uploads" / f".incoming-{secrets.token_hex(8)}"
+    storage: Storage = request.app.state.storage
+    incoming = await run_in_threadpool(storage.scratch)
     try:
         form = await parse_multipart(request, incoming, settings.max_upload_bytes)
         req = _upload_request(form)
@@ -138,7 +139,7 @@ async def create_dataset(
 
         def _store() -> str:
             row = service.create(
-                session, project, req, kind, settings, request.app.state.queue, idempotency_key
+                session, project, req, kind, storage, request.app.state.queue, idempotency_key
             )
             try:
                 commit(session)  # and then send the processing task
@@ -204,9 +205,9 @@ def get_dataset(dataset_id: str, project: ProjectDep, session: SessionDep) -> Da
 
 @router.delete("/{dataset_id}", response_model=DatasetDeleted, summary="Delete a dataset")
 def delete_dataset(
-    dataset_id: str, project: ProjectDep, session: SessionDep, settings: SettingsDep
+    dataset_id: str, project: ProjectDep, session: SessionDep, storage: StorageDep
 ) -> DatasetDeleted:
     versions = repository.versions_trained_on(session, dataset_id)
-    service.delete(session, project, dataset_id, settings)
+    service.delete(session, project, dataset_id, storage)
     commit(session)
     return DatasetDeleted(id=dataset_id, model_versions=versions)

@@ -1,12 +1,18 @@
-"""All SQL of the datasets domain. Flushes, never commits."""
+"""All SQL of the datasets domain: the API's reads, and the lease transitions the workers make
+through app/datasets/lifecycle.py (their compare-and-set is app/leasing.py's). Flushes, never
+commits."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
+from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from app import leasing
+from app.datasets.states import PROCESSING
 from app.models import Dataset, Job, ModelVersion, RegisteredModel
 from app.pagination import page
 
@@ -45,3 +51,54 @@ def versions_trained_on(session: Session, dataset_id: str) -> list[dict[str, obj
 def other_rows_with_sha(session: Session, sha256: str, exclude_id: str) -> int:
     stmt = select(func.count()).where(Dataset.sha256 == sha256, Dataset.id != exclude_id)
     return int(session.scalar(stmt) or 0)
+
+
+# ---- leases (app/datasets/lifecycle.py) --------------------------------------------------
+
+# A dataset is held while an attempt has its lease, and waits for one otherwise.
+_HELD = (Dataset.status == PROCESSING) & Dataset.lease_owner.is_not(None)
+_WAITING = (Dataset.status == PROCESSING) & Dataset.lease_owner.is_(None)
+
+
+def claim(
+    session: Session, dataset_id: str, owner: str, lease_seconds: float, now: datetime
+) -> int | None:
+    """Lease a processing dataset no live attempt holds; this attempt's number, or None."""
+    claimable = Dataset.status == PROCESSING
+    if not leasing.claim(session, Dataset, dataset_id, owner, lease_seconds, now, claimable):
+        return None
+    return session.scalar(select(Dataset.attempts).where(Dataset.id == dataset_id))
+
+
+def renew(session: Session, dataset_id: str, owner: str, lease_seconds: float) -> bool:
+    return leasing.renew(session, Dataset, dataset_id, owner, lease_seconds, {PROCESSING})
+
+
+def release(session: Session, dataset_id: str, owner: str, **values: Any) -> bool:
+    """End `owner`'s hold on the dataset, setting `values` (ready or failed) at once."""
+    values = {**leasing.RELEASED, **values}
+    return leasing.set_if_owned(session, Dataset, dataset_id, owner, {PROCESSING}, values)
+
+
+def expired_leases(session: Session, now: datetime) -> list[Dataset]:
+    return leasing.expired(session, Dataset, _HELD, now)
+
+
+def take_over(session: Session, dataset: Dataset, now: datetime, **values: object) -> bool:
+    return leasing.take_over(session, dataset, now, **values)
+
+
+def any_processing(session: Session, now: datetime) -> bool:
+    return leasing.any_live(session, Dataset, _HELD, now)
+
+
+def waiting(session: Session, now: datetime, sent_before: datetime | None) -> list[str]:
+    return leasing.waiting(session, Dataset, _WAITING, now, sent_before)
+
+
+def mark_sent(session: Session, dataset_id: str, now: datetime) -> bool:
+    return leasing.mark_sent(session, Dataset, dataset_id, _WAITING, now)
+
+
+def mark_unsent(session: Session, dataset_ids: Collection[str], sent_at: datetime) -> None:
+    leasing.mark_unsent(session, Dataset, dataset_ids, sent_at)

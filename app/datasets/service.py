@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,19 +12,19 @@ from sqlalchemy.orm import Session
 
 from app.config import Settings
 from app.datasets import repository
+from app.datasets.limits import limits_from
 from app.db import after_commit
 from app.errors import AppError, Conflict, NotFound, Unavailable, error_for_status
 from app.idempotency import find, remember
 from app.models import Dataset, Project
-from app.models.base import utcnow
+from app.models.base import new_id, utcnow
 from app.queue import TaskQueue
+from app.storage.places import Storage
 from ml.datasets.errors import IngestError
-from ml.datasets.options import IngestLimits, IngestOptions
+from ml.datasets.options import IngestOptions
 from ml.datasets.preflight import preflight
 
 ENDPOINT = "POST /v1/datasets"
-# A dataset whose processing crashed its worker more than job_max_attempts times.
-ATTEMPTS_EXHAUSTED = "processing_attempts_exhausted"
 # When a client should try again after the broker could not take the processing message.
 UNSENT_RETRY_AFTER_SECONDS = 5
 
@@ -36,16 +35,6 @@ class UploadRequest:
     file_sha256: str
     options: IngestOptions
     name: str
-
-
-def limits_from(settings: Settings) -> IngestLimits:
-    return IngestLimits(
-        max_uncompressed_bytes=settings.max_uncompressed_bytes,
-        max_entries=settings.max_archive_entries,
-        max_image_pixels=settings.max_image_pixels,
-        max_file_bytes=settings.max_image_bytes,
-        max_text_chars=settings.max_text_chars,
-    )
 
 
 def check_upload(req: UploadRequest, settings: Settings) -> str:
@@ -79,17 +68,22 @@ def create(
     project: Project,
     req: UploadRequest,
     kind: str,
-    settings: Settings,
+    storage: Storage,
     queue: TaskQueue,
     idempotency_key: str | None,
 ) -> Dataset:
-    """Store the upload under uploads/<id>/ and queue processing once the row is committed.
+    """Put the upload in the store, add its row, and queue processing once it is committed.
 
-    The send runs in the commit's after-commit hook and raises BrokerUnavailable when the
-    broker cannot take it; the row and its upload are committed by then (see `mark_unsent`).
+    The upload is in the store before the row exists, so a committed row always has its
+    upload (StorageUnavailable: nothing is committed). The send runs in the commit's
+    after-commit hook and raises BrokerUnavailable when the broker cannot take it; the row
+    and its upload are committed by then (see `mark_unsent`).
     """
     opts = req.options
+    dataset_id = new_id("ds")
+    storage.save_upload(req.upload, dataset_id)
     row = Dataset(
+        id=dataset_id,
         project_id=project.id,
         name=req.name,
         task=opts.task,
@@ -105,9 +99,6 @@ def create(
     session.add(row)
     session.flush()
     remember(session, project.id, ENDPOINT, idempotency_key, _request_hash(req), row.id)
-    target = upload_dir(settings, row.id)
-    target.mkdir(parents=True, exist_ok=True)
-    req.upload.replace(target / "upload")
     after_commit(session, lambda: queue.process_dataset(row.id))
     return row
 
@@ -130,10 +121,6 @@ def not_sent(dataset_id: str) -> Unavailable:
     )
 
 
-def upload_dir(settings: Settings, dataset_id: str) -> Path:
-    return settings.data_dir / "uploads" / dataset_id
-
-
 def get(session: Session, project: Project, dataset_id: str) -> Dataset:
     row = repository.get(session, project.id, dataset_id)
     if row is None:
@@ -141,7 +128,7 @@ def get(session: Session, project: Project, dataset_id: str) -> Dataset:
     return row
 
 
-def delete(session: Session, project: Project, dataset_id: str, settings: Settings) -> None:
+def delete(session: Session, project: Project, dataset_id: str, storage: Storage) -> None:
     row = get(session, project, dataset_id)
     jobs = repository.active_jobs_using(session, row.id)
     if jobs:
@@ -160,35 +147,4 @@ def delete(session: Session, project: Project, dataset_id: str, settings: Settin
     session.delete(row)
     session.flush()
     if sha and repository.other_rows_with_sha(session, sha, row.id) == 0:
-        folder = settings.data_dir / "datasets" / sha
-        after_commit(session, lambda: shutil.rmtree(folder, ignore_errors=True))
-
-
-def failure(
-    options: dict[str, Any],
-    code: str,
-    message: str,
-    status: int,
-    report: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """The column values of a failed dataset (written by the attempt, or the reaper, that
-    ends it); `status` is the HTTP status its problem is answered with, `report` the audit of
-    what was read when the refusal came after reading the examples."""
-    return {
-        "status": "failed",
-        "error_code": code,
-        "error_message": message,
-        "options": {**options, "error_status": status},
-        "report": report,
-        "finished_at": utcnow(),
-    }
-
-
-def attempts_exhausted(options: dict[str, Any], crashes: int) -> dict[str, Any]:
-    message = (
-        f"Processing this upload stopped its worker {crashes} times (most likely it ran out of "
-        "memory, or the machine was lost), so it will not be tried again. Try a smaller upload "
-        "(fewer or smaller files), or ask the operators to look for this dataset's id in the "
-        "worker logs."
-    )
-    return failure(options, ATTEMPTS_EXHAUSTED, message, 500)
+        after_commit(session, lambda: storage.discard(storage.delete_dataset, sha))

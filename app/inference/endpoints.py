@@ -111,7 +111,7 @@ async def predict(
     cache = request.app.state.model_cache
     label = f"{name}:{number}"
     try:
-        key = ModelKey(resolved.version_id, resolved.artifact_dir, label)
+        key = ModelKey(resolved.version_id, resolved.artifact_uri, label)
         loaded = await cache.get(key)
     except ModelLoadError as exc:
         raise Unavailable(

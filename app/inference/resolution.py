@@ -11,7 +11,6 @@ ready version, are seen within that time. Errors (404, 409) are never remembered
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 from fastapi import Request
 from fastapi.concurrency import run_in_threadpool
@@ -29,15 +28,14 @@ class Resolved:
     version_id: str
     number: int
     task: str
-    artifact_dir: Path
+    artifact_uri: str
 
 
 def _resolve(sessions: sessionmaker[Session], key: ResolveKey) -> Resolved:
     project_id, name, version, alias = key
     with sessions() as session:
         _model, row = resolve_version(session, project_id, name, version=version, alias=alias)
-        artifact_dir = Path(row.artifact_uri.removeprefix("file://"))
-        return Resolved(row.id, row.version, row.task, artifact_dir)
+        return Resolved(row.id, row.version, row.task, row.artifact_uri)
 
 
 async def resolve(

@@ -4,20 +4,20 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from app.config import Settings
 from app.inference.cache import LoadedModel, ModelCache
 from app.ops.metrics import ApiMetrics
+from app.storage.places import Storage
 
 
 @dataclass(frozen=True)
 class ModelKey:
-    """Cache key: the version id. The artifact path and a metrics label ride along."""
+    """Cache key: the version id. The artifact's URI and a metrics label ride along."""
 
     version_id: str
-    path: Path = field(compare=False, default=Path())
+    uri: str = field(compare=False, default="")
     label: str = field(compare=False, default="")
 
 
@@ -31,14 +31,15 @@ class _Observer:
         self.metrics.inference_seconds.labels(self.label).observe(inference_ms / 1000)
 
 
-def build_model_cache(settings: Settings, metrics: ApiMetrics) -> ModelCache:
+def build_model_cache(settings: Settings, metrics: ApiMetrics, storage: Storage) -> ModelCache:
     def load(key: Any) -> Any:
         from ml.device import pick_device
         from ml.inference.predictor import load_predictor
 
-        # A GPU asked for but missing fails the load: 503 with the reason.
+        # A GPU asked for but missing, or the store unreachable, fails the load: 503 with the
+        # reason. The artifact is downloaded to this host's cache once (app/storage/cache.py).
         return load_predictor(
-            key.path,
+            storage.version_dir(key.uri),
             device=str(pick_device(settings.serve_device)),
             max_pixels=settings.max_image_pixels,
         )

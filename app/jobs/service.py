@@ -5,10 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import shutil
 from collections.abc import Mapping
 from functools import partial
-from pathlib import Path
 
 from sqlalchemy.orm import Session
 
@@ -22,6 +20,7 @@ from app.jobs.states import CANCELLING, TERMINAL
 from app.models import Job, Project
 from app.models.base import utcnow
 from app.queue import TaskQueue
+from app.storage.places import Storage
 from ml.backbones.spec import BackboneSpec
 
 ENDPOINT = "POST /v1/jobs"
@@ -38,10 +37,6 @@ def get(session: Session, project: Project, job_id: str) -> Job:
     if row is None:
         raise NotFound(f"No job {job_id!r} in this project.", code="job_not_found")
     return row
-
-
-def work_dir(settings: Settings, job_id: str) -> Path:
-    return settings.data_dir / "jobs" / job_id
 
 
 def existing_for_key(
@@ -68,7 +63,7 @@ def create(
     if body.validation_dataset_id:
         val_id = body.validation_dataset_id
         val = checks.ready_dataset(session, project, val_id, "validation_dataset_id")
-    spec = checks.backbone(catalog, body.backbone, settings.data_dir / "cache")
+    spec = checks.backbone(catalog, body.backbone, settings.local_cache_dir)
     checks.check_fit(spec, dataset, val)
     checks.check_model_name(session, project, body.model_name, dataset.task)
     row = Job(
@@ -103,7 +98,7 @@ def _send(queue: TaskQueue, job_id: str) -> None:
         )
 
 
-def cancel(session: Session, project: Project, job_id: str, settings: Settings) -> Job:
+def cancel(session: Session, project: Project, job_id: str, storage: Storage) -> Job:
     """Queued: cancelled at once (it will never run). Running: `cancelling` until the worker
     stops, within a heartbeat. Already cancelling: unchanged. Finished: Conflict."""
     row = get(session, project, job_id)
@@ -113,7 +108,7 @@ def cancel(session: Session, project: Project, job_id: str, settings: Settings) 
         if repository.cancel_if_queued(session, job_id):
             repository.add_event(session, job_id, "cancelled before it started")
             # A preempted job waits in the queue with its checkpoint; nothing resumes it now.
-            after_commit(session, partial(shutil.rmtree, work_dir(settings, job_id), True))
+            after_commit(session, partial(storage.discard, storage.drop_job, job_id))
             break
         if repository.request_cancel_if_running(session, job_id):
             repository.add_event(session, job_id, "cancellation requested; stopping the worker")

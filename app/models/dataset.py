@@ -1,4 +1,4 @@
-"""Uploaded datasets; the processed files live under data_dir/datasets/<sha256>."""
+"""Uploaded datasets; the processed files are in the store under datasets/<sha256>/."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ class Dataset(Base):
     report: Mapped[dict[str, Any] | None] = mapped_column(default=None)
     error_code: Mapped[str | None] = mapped_column(String(60), default=None)
     error_message: Mapped[str | None] = mapped_column(Text, default=None)
-    # Delivery, as for jobs (workers/leases.py, workers/reaper.py): processing attempts so far,
+    # Delivery, as for jobs (app/datasets/lifecycle.py, workers/reaper.py): attempts so far,
     # the live attempt's lease, and when the processing message was last sent (NULL: not sent,
     # e.g. the broker was down; a data worker's reaper sends it).
     attempts: Mapped[int] = mapped_column(default=0, server_default="0")

@@ -34,7 +34,7 @@ class RequestContextMiddleware:
         token = request_id_var.set(request_id)
         start = time.perf_counter()
         status = 500
-        started = client_gone = False
+        started = client_gone = aborted = False
 
         async def receive_watched() -> Message:
             nonlocal client_gone
@@ -57,6 +57,13 @@ class RequestContextMiddleware:
             # The client went away mid-body (an upload cut short): nobody is left to answer,
             # and nothing went wrong on this side. Recorded as 499, never as a 500 traceback.
             client_gone = True
+        except Exception:
+            # Failing before the answer started is a 500 (ServerErrorMiddleware, outside, sends
+            # it). Failing after, the client got a status and then a broken body: recorded as
+            # 500 too, not as the success it began as, and logged as an aborted answer.
+            aborted = started
+            status = 500
+            raise
         finally:
             if client_gone:
                 status = CLIENT_CLOSED
@@ -66,8 +73,12 @@ class RequestContextMiddleware:
             method = scope["method"] if scope["method"] in _METHODS else "OTHER"
             self.metrics.requests.labels(method, path, str(status)).inc()
             self.metrics.latency.labels(method, path).observe(elapsed)
-            log.info(
-                "client closed the request" if client_gone else "request",
+            message = "client closed the request" if client_gone else "request"
+            if aborted:
+                message = "answer aborted after it started"
+            log.log(
+                logging.WARNING if aborted else logging.INFO,
+                message,
                 extra={
                     "method": scope["method"][:16],
                     "path": scope["path"][:512],

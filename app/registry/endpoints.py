@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import logging
-import shutil
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
 
 from app.bounds import VersionNumber
 from app.db import after_commit, commit
-from app.deps import ProjectDep, SessionDep
+from app.deps import ProjectDep, SessionDep, StorageDep
 from app.errors import PROBLEM_RESPONSES
 from app.inference.resolution import forget_model
 from app.jobs.schemas import MODEL_NAME_PATTERN
@@ -78,13 +77,18 @@ def get_version(
     summary="Delete a model version, its artifact and the aliases that point at it",
 )
 def delete_version(
-    name: NamePath, version: VersionPath, request: Request, project: ProjectDep, session: SessionDep
+    name: NamePath,
+    version: VersionPath,
+    request: Request,
+    project: ProjectDep,
+    session: SessionDep,
+    storage: StorageDep,
 ) -> VersionDeleted:
     row, aliases = service.delete_version(session, project.id, name, version)
-    path, version_id = service.artifact_path(row), row.id
+    uri, version_id = row.artifact_uri, row.id
 
     def _forget() -> None:
-        shutil.rmtree(path, ignore_errors=True)
+        storage.discard(storage.delete_version, uri)
         forget_model(request, project.id, name)
         _evict(request, version_id)
 

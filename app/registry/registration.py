@@ -1,15 +1,16 @@
 """Registering a trained model: the registry's side of a job's last step (run by the worker).
 
-Two short transactions around a file move: `reserve_version` gets or creates the model and
-allocates a version row in status "registering"; the artifact is moved to the version's
-directory; `mark_ready` flips it to "ready". A retried job (its worker died somewhere in
-between) finds its version by job id and carries on, so a job never makes two versions.
+Two short transactions around publishing the artifact: `reserve_version` gets or creates the
+model and allocates a version row in status "registering"; the artifact is published to the
+store under the version's URI; `mark_ready` flips it to "ready". A retried job (its worker
+died somewhere in between) finds its version by job id and carries on, so a job never makes
+two versions.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -34,10 +35,6 @@ class NewVersion:
     runtime: str
 
 
-def artifact_dir(data_dir: Path, project_id: str, name: str, version: int) -> Path:
-    return data_dir / "models" / project_id / name / str(version)
-
-
 def model_for_write(session: Session, project_id: str, name: str, task: str) -> RegisteredModel:
     """The model a job registers into, created on first use; it must be of the job's task."""
     model = repository.insert_model(session, project_id, name, task)
@@ -50,8 +47,11 @@ def model_for_write(session: Session, project_id: str, name: str, task: str) -> 
     return model
 
 
-def reserve_version(session: Session, new: NewVersion, data_dir: Path) -> ModelVersion:
-    """This job's version row: the existing one (a retry) or a new one with the next number."""
+def reserve_version(
+    session: Session, new: NewVersion, artifact_uri: Callable[[int], str]
+) -> ModelVersion:
+    """This job's version row: the existing one (a retry) or a new one with the next number,
+    whose artifact goes to `artifact_uri(number)` (the storage seam names it)."""
     existing = repository.version_for_job(session, new.job_id)
     if existing is not None:
         return existing
@@ -69,7 +69,7 @@ def reserve_version(session: Session, new: NewVersion, data_dir: Path) -> ModelV
         metrics=new.metrics,
         manifest=new.manifest,
         runtime=new.runtime,
-        artifact_uri=str(artifact_dir(data_dir, new.project_id, new.name, number)),
+        artifact_uri=artifact_uri(number),
     )
     session.add(row)
     session.flush()

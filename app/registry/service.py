@@ -4,7 +4,6 @@ a prediction request means (`resolve_version`)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
 from sqlalchemy.orm import Session
 
@@ -126,7 +125,3 @@ def delete_version(
     session.delete(row)
     session.flush()
     return row, aliases
-
-
-def artifact_path(row: ModelVersion) -> Path:
-    return Path(row.artifact_uri.removeprefix("file://"))

@@ -172,6 +172,7 @@ def fine_tune(
     def save() -> None:
         nonlocal last_save
         save_checkpoint(checkpoint_dir, run.state())
+        hooks.checkpoint_saved(checkpoint_dir)
         last_save = time.monotonic()
 
     def check() -> None:

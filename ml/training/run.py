@@ -32,7 +32,7 @@ from ml.training.model import backbone_fingerprint, inference_batch_size
 from ml.training.outcome import TrainOutcome
 from ml.training.probe import ProbeFit, fit_probe, install_head
 from ml.training.reporting import mark_first_step, preparation_ticker, timed_phase
-from ml.training.spec import TrainHooks, TrainingStopped, TrainSpec
+from ml.training.spec import CHECKPOINT, TrainHooks, TrainingStopped, TrainSpec
 from ml.training.targets import class_weights
 from ml.training.text_classifier import MeanPooledClassifier
 
@@ -258,7 +258,7 @@ def _fine_tune(job: _Job, resolved: dict[str, Any], baseline: Baseline | None) -
         multilabel=job.multilabel,
         class_weights=job.class_weights,
         baseline=baseline,
-        checkpoint_dir=job.spec.work_dir / "checkpoint",
+        checkpoint_dir=job.spec.work_dir / CHECKPOINT,
         checkpoint_every_seconds=job.spec.checkpoint_every_seconds,
         fingerprint=_fingerprint(job.spec, resolved, job.weights_sha256),
     )

@@ -9,6 +9,7 @@ from ml.backbones.spec import BackboneSpec
 
 Method = Literal["auto", "linear_probe", "full"]
 StopReason = Literal["cancel", "preempt"]
+CHECKPOINT = "checkpoint"  # the checkpoint's directory in a job's work_dir
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,10 @@ class TrainHooks(Protocol):
 
     def should_stop(self) -> StopReason | None: ...
 
+    def checkpoint_saved(self, directory: Path) -> None:
+        """A complete checkpoint is now at `directory` (the worker copies it to the store)."""
+        ...
+
 
 class TrainingStopped(Exception):
     """Raised out of run_training on request. On "preempt" a checkpoint was written first."""
@@ -78,4 +83,7 @@ class NullHooks:
         return None
 
     def should_stop(self) -> StopReason | None:
+        return None
+
+    def checkpoint_saved(self, directory: Path) -> None:
         return None

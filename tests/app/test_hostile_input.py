@@ -10,7 +10,6 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -27,6 +26,7 @@ from app.ops.guards import MAX_JSON_BODY_BYTES
 from app.ops.metrics import ApiMetrics
 from tests.support.api_process import ApiProcess
 from tests.support.stack import Backend, wait_until
+from tests.support.storage import leftover_uploads
 
 MODEL = "hostile-model"
 BODY_TIMEOUT = 1.0
@@ -245,8 +245,8 @@ def _upload_head(key: str, length: int) -> bytes:
     )
 
 
-def _uploads_left(backend: Backend) -> list[Path]:
-    return list((backend.data_dir / "uploads").glob(".incoming-*"))
+def _uploads_left(backend: Backend) -> list[str]:
+    return leftover_uploads(backend)
 
 
 def test_a_stalled_body_gets_408_and_its_connection_is_released(

@@ -28,7 +28,7 @@ def test_health_ready_metrics_docs_and_request_ids(stack: Stack) -> None:
     assert client.get("/healthz").json() == {"status": "ok"}
     ready = client.get("/readyz")
     assert ready.status_code == 200, ready.text
-    assert ready.json()["checks"] == {"database": "ok", "broker": "ok"}
+    assert ready.json()["checks"] == {"database": "ok", "broker": "ok", "storage": "ok"}
     resp = client.get("/v1/datasets", headers={**stack.headers(), "X-Request-ID": "trace-42"})
     assert resp.headers["x-request-id"] == "trace-42"
     assert client.get("/healthz").headers["x-request-id"].startswith("req_")
@@ -46,7 +46,7 @@ def test_readyz_is_503_when_the_broker_is_unreachable(stack: Stack) -> None:
         assert client.get("/healthz").status_code == 200
     assert resp.status_code == 503
     body = resp.json()
-    assert body["checks"]["database"] == "ok"
+    assert body["checks"]["database"] == "ok" and body["checks"]["storage"] == "ok"
     assert body["checks"]["broker"].startswith("unavailable")
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from app.config import Settings
-from app.datasets.service import limits_from
+from app.datasets.limits import limits_from
 from ml.datasets.ingest import ingest
 from ml.datasets.options import IngestOptions
 from ml.datasets.store import load_dataset

@@ -15,13 +15,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.auth.keys import ensure_project
 from app.config import get_settings
+from app.datasets import lifecycle, repository
 from app.db import transaction
 from app.models import Dataset
 from app.models.base import utcnow
 from app.queue import BrokerUnavailable
 from tests.factories.uploads import tweets_csv
 from tests.support.stack import Backend
-from workers import context, leases
+from workers import context
 from workers.datasets import process_dataset
 from workers.reaper import requeue_stale_datasets
 
@@ -60,13 +61,13 @@ def test_one_live_attempt_per_dataset(
 ) -> None:
     dataset_id = make_dataset()
     with transaction(sessions) as session:
-        assert leases.claim_dataset(session, dataset_id, "a", 30) == 1
-        assert leases.claim_dataset(session, dataset_id, "b", 30) is None  # a duplicate
-        assert leases.renew_dataset(session, dataset_id, "a", 30) is False
-        assert leases.renew_dataset(session, dataset_id, "b", 30) is None
-        assert not leases.release_dataset(session, dataset_id, "b", status="ready")
-        assert leases.release_dataset(session, dataset_id, "a", status="ready")
-        assert leases.claim_dataset(session, dataset_id, "c", 30) is None  # ready: never again
+        assert lifecycle.claim(session, dataset_id, "a", 30) == 1
+        assert lifecycle.claim(session, dataset_id, "b", 30) is None  # a duplicate
+        assert lifecycle.renew(session, dataset_id, "a", 30) is False
+        assert lifecycle.renew(session, dataset_id, "b", 30) is None
+        assert not repository.release(session, dataset_id, "b", status="ready")
+        assert repository.release(session, dataset_id, "a", status="ready")
+        assert lifecycle.claim(session, dataset_id, "c", 30) is None  # ready: never again
     row = _load(sessions, dataset_id)
     assert (row.status, row.attempts, row.lease_owner) == ("ready", 1, None)
 
@@ -147,10 +148,11 @@ def worker_settings(
 
 
 def _with_upload(data_dir: Path, dataset_id: str) -> Path:
-    folder = data_dir / "uploads" / dataset_id
-    folder.mkdir(parents=True)
-    tweets_csv(folder / "upload", 20)
-    return folder
+    """The upload as the API leaves it: an object in the (embedded, local) store."""
+    upload = data_dir / "uploads" / dataset_id
+    upload.parent.mkdir(parents=True, exist_ok=True)
+    tweets_csv(upload, 20)
+    return upload
 
 
 def test_the_task_processes_a_dataset_once_and_skips_duplicates(

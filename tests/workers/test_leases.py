@@ -7,14 +7,14 @@ from datetime import timedelta
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.db import transaction
+from app.jobs import lifecycle, repository
 from app.models.base import utcnow
 from tests.workers.conftest import MakeJob, load
-from workers import leases
 
 
-def _claim(sessions: sessionmaker[Session], job_id: str, owner: str) -> leases.ClaimedJob | None:
+def _claim(sessions: sessionmaker[Session], job_id: str, owner: str) -> lifecycle.ClaimedJob | None:
     with transaction(sessions) as session:
-        return leases.claim(session, job_id, owner, lease_seconds=30)
+        return lifecycle.claim(session, job_id, owner, lease_seconds=30)
 
 
 def test_one_live_attempt_at_a_time(sessions: sessionmaker[Session], make_job: MakeJob) -> None:
@@ -26,8 +26,8 @@ def test_one_live_attempt_at_a_time(sessions: sessionmaker[Session], make_job: M
     row = load(sessions, job_id)
     assert row.status == "running" and row.lease_owner == "a" and row.started_at is not None
     with transaction(sessions) as session:
-        assert leases.renew(session, job_id, "a", 30) is False
-        assert leases.renew(session, job_id, "b", 30) is None
+        assert lifecycle.renew(session, job_id, "a", 30) is False
+        assert lifecycle.renew(session, job_id, "b", 30) is None
 
 
 def test_an_expired_lease_can_be_taken_over(
@@ -41,8 +41,8 @@ def test_an_expired_lease_can_be_taken_over(
     row = load(sessions, job_id)
     assert row.started_at == started  # the job's start, not this attempt's
     with transaction(sessions) as session:
-        assert leases.renew(session, job_id, "dead", 30) is None  # the old owner lost it
-        assert not leases.update_owned(session, job_id, "dead", progress={"step": 1})
+        assert lifecycle.renew(session, job_id, "dead", 30) is None  # the old owner lost it
+        assert not lifecycle.update_owned(session, job_id, "dead", progress={"step": 1})
 
 
 def test_finished_or_cancelled_jobs_are_not_claimed(
@@ -58,7 +58,7 @@ def test_cancel_flag_reaches_the_heartbeat_and_preemption_requeues(
     job_id = make_job()
     assert _claim(sessions, job_id, "a") is not None
     with transaction(sessions) as session:
-        assert leases.requeue_preempted(session, job_id, "a")
+        assert lifecycle.requeue_preempted(session, job_id, "a")
     row = load(sessions, job_id)
     assert (row.status, row.lease_owner, row.attempts) == ("queued", None, 0)
     assert _claim(sessions, job_id, "b") is not None
@@ -66,8 +66,8 @@ def test_cancel_flag_reaches_the_heartbeat_and_preemption_requeues(
         session.get_one(type(row), job_id).status = "cancelling"
         session.get_one(type(row), job_id).cancel_requested = True
     with transaction(sessions) as session:
-        assert leases.renew(session, job_id, "b", 30) is True
+        assert lifecycle.renew(session, job_id, "b", 30) is True
         # A job being cancelled never goes back to the queue.
-        assert not leases.requeue_preempted(session, job_id, "b")
-        assert leases.release(session, job_id, "b", status="cancelled")
+        assert not lifecycle.requeue_preempted(session, job_id, "b")
+        assert repository.release(session, job_id, "b", status="cancelled")
     assert load(sessions, job_id).status == "cancelled"

@@ -27,6 +27,7 @@ from tests.support.api_process import ApiProcess
 from tests.support.redis_server import RedisServer
 from tests.support.services import fresh_postgres_database
 from tests.support.stack import Backend, WorkerProcess, wait_until
+from tests.support.storage import leftover_uploads
 
 pytestmark = pytest.mark.timeout(120)
 BOUNDARY = "hone-outage-test"
@@ -163,6 +164,11 @@ def test_an_upload_during_a_broker_outage_gets_503_and_is_processed_once(
     assert problem["code"] == "broker_unavailable" and problem["status"] == 503
     assert dataset_id in problem["detail"] and "Idempotency-Key" in problem["detail"]
     assert outage.get(dataset_id)["status"] == "processing"  # stored, waiting for the broker
+    ready = httpx.get(f"{outage.api.url}/readyz", timeout=10)
+    assert ready.status_code == 503, ready.text
+    checks = ready.json()["checks"]  # names the part that is down, and only that one
+    assert checks["broker"].startswith("unavailable"), checks
+    assert checks["database"] == "ok" and checks["storage"] == "ok"
     # The worker's reaper tries to send it while the broker is down, and marks it unsent again.
     wait_until(lambda: "broker unavailable" in outage.worker.log(), timeout=20,
                what="a reaper pass during the outage")  # fmt: skip
@@ -175,13 +181,14 @@ def test_an_upload_during_a_broker_outage_gets_503_and_is_processed_once(
     )
     assert done["status"] == "ready", done["error"]
     assert done["num_examples"] == 30
+    assert httpx.get(f"{outage.api.url}/readyz", timeout=10).status_code == 200
 
     rows = outage.rows()
     assert [r.id for r in rows] == sorted([warm_id, dataset_id])  # no second row
     row = next(r for r in rows if r.id == dataset_id)
     assert row.attempts == 1 and row.lease_owner is None and row.enqueued_at is not None
     assert _ready_lines(outage, dataset_id) == 1
-    assert not (outage.backend.data_dir / "uploads" / dataset_id).exists()
+    assert leftover_uploads(outage.backend) == []
 
     again = _post(outage, "outage", upload, key="outage-1")
     assert again.status_code == 201, again.text

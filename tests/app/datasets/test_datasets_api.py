@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import os
 import stat
 import zipfile
 from pathlib import Path
@@ -15,6 +14,7 @@ from PIL import Image
 from app.main import create_app
 from tests.conftest import Stack
 from tests.factories.uploads import digits_zip, tweets_csv
+from tests.support.storage import leftover_uploads, storage_of
 
 
 def _png(color: tuple[int, int, int] = (200, 10, 10), size: int = 16) -> bytes:
@@ -52,8 +52,7 @@ def _problem(resp: object, status: int, code: str) -> dict:
 
 
 def _no_leftovers(stack: Stack) -> None:
-    uploads = stack.backend.data_dir / "uploads"
-    assert [p.name for p in uploads.iterdir()] == [] if uploads.exists() else True
+    assert leftover_uploads(stack.backend) == []
 
 
 def test_image_zip_with_label_folders_is_audited(stack: Stack, tmp_path: Path) -> None:
@@ -74,7 +73,7 @@ def test_image_zip_with_label_folders_is_audited(stack: Stack, tmp_path: Path) -
     assert report["skipped"] == []
     again = stack.client.get(f"/v1/datasets/{body['id']}", headers=stack.headers())
     assert again.status_code == 200 and again.json() == body
-    stored = stack.backend.data_dir / "datasets" / body["sha256"]
+    stored = storage_of(stack.backend).dataset_dir(body["sha256"])
     assert (stored / "manifest.json").is_file()
     _no_leftovers(stack)
 
@@ -321,13 +320,13 @@ def test_bad_input_is_a_clear_4xx_and_leaves_nothing(
     status: int,
     code: str,
 ) -> None:
-    datasets = stack.backend.data_dir / "datasets"
-    before = set(os.listdir(datasets))
+    store = storage_of(stack.backend).store
+    before = store.list("datasets")
     resp = _post(stack, filename, make(), task, **fields)  # type: ignore[operator]
     body = _problem(resp, status, code)
     if code == "missing_column":
         assert "body" in body["detail"] and "label" in body["detail"]
-    assert set(os.listdir(datasets)) == before
+    assert store.list("datasets") == before
     _no_leftovers(stack)
 
 

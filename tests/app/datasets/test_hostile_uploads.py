@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 
 from app.main import create_app
 from tests.conftest import Stack
+from tests.support.storage import leftover_uploads
 
 BOUNDARY = "hone-test-boundary"
 CSV = b"text,label\nthe parcel came late,late\nthe parcel came early,early\nlate again,late\n"
@@ -116,8 +117,7 @@ def test_fields_count_against_the_upload_cap(stack: Stack) -> None:
         assert resp.json()["code"] in ("too_many_parts", "upload_too_large")
         big_field = _body(_part("task", b"text_classification"), _part("name", b"n" * 200_000))
         _problem(_post(client, stack, big_field), 400, "bad_request")
-    uploads = stack.backend.data_dir / "uploads"
-    assert [p.name for p in uploads.iterdir()] == []
+    assert leftover_uploads(stack.backend) == []
 
 
 def test_too_many_parts_and_huge_part_headers_are_refused(stack: Stack) -> None:
@@ -138,8 +138,7 @@ def test_a_body_cut_off_is_said_to_be_cut_off(stack: Stack) -> None:
     for cut in (len(full) - 5, len(full) // 2, 60):
         body = _problem(_post(stack.client, stack, full[:cut]), 400, "truncated_body")
         assert "cut off" in body["detail"] and "file" not in body["detail"].split("cut off")[0]
-    uploads = stack.backend.data_dir / "uploads"
-    assert [p.name for p in uploads.iterdir()] == []
+    assert leftover_uploads(stack.backend) == []
 
 
 def test_a_refusal_after_reading_says_what_was_dropped(stack: Stack) -> None:

@@ -14,6 +14,7 @@ from tests.app.jobs.flows import (
     get_job,
 )
 from tests.conftest import Stack
+from tests.support.storage import storage_of
 
 
 def test_image_job_trains_registers_and_reports(
@@ -62,7 +63,9 @@ def test_image_job_trains_registers_and_reports(
     # The artifact is in place and the job's scratch space is gone.
     models = stack.backend.data_dir / "models"
     assert len(list(models.glob("*/digits-e2e/1/model.safetensors"))) == 1
-    assert not (stack.backend.data_dir / "jobs" / job["id"]).exists()
+    storage = storage_of(stack.backend)
+    assert not storage.work_dir(job["id"]).exists()
+    assert storage.store.list(f"jobs/{job['id']}") == []
 
 
 def test_events_record_each_epoch_and_the_outcome(

@@ -32,6 +32,7 @@ from tests.app.jobs.flows import (
 )
 from tests.conftest import Stack, fresh_backend
 from tests.support.stack import Backend, WorkerProcess, wait_until
+from tests.support.storage import storage_of
 
 # Enough epochs that two workers can be stopped in turn, few enough to finish soon after.
 RESUMABLE_JOB: dict[str, Any] = {
@@ -119,8 +120,10 @@ def test_cancelled_queued_job_never_runs_and_a_duplicate_runs_once(spare: Spare)
 
 
 def _checkpoint_step(spare: Spare, job_id: str) -> int:
-    """The optimizer step of the job's last checkpoint on disk (0: none yet)."""
-    state = load_checkpoint(spare.backend.data_dir / "jobs" / job_id / "checkpoint")
+    """The optimizer step of the job's last checkpoint in the store (0: none yet)."""
+    local = spare.backend.data_dir / "probe-checkpoint"
+    storage_of(spare.backend).restore_checkpoint(job_id, local)
+    state = load_checkpoint(local)
     return int(state["progress"]["step"]) if state else 0
 
 

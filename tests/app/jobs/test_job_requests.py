@@ -22,6 +22,7 @@ from tests.app.jobs.flows import (
 )
 from tests.conftest import Stack
 from tests.support.stack import wait_until
+from tests.support.storage import storage_of
 
 
 def _insert_dataset(stack: Stack, status: str) -> str:
@@ -137,7 +138,7 @@ def test_idempotency_key_returns_the_first_job(stack: Stack, datasets: Datasets)
 
 def test_cancelling_a_running_job_stops_it_within_seconds(stack: Stack, datasets: Datasets) -> None:
     job = create_job(stack.client, stack.key_a, datasets.digits, "cancel-me", **LONG_IMAGE_JOB)
-    work = stack.backend.data_dir / "jobs" / job["id"]
+    work = storage_of(stack.backend).work_dir(job["id"])
     # The first fine-tuning checkpoint: it is training, with state on disk to clean up.
     wait_until(lambda: (work / "checkpoint" / "state.json").is_file(), timeout=180,
                what="the first epoch's checkpoint")  # fmt: skip

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -39,9 +39,13 @@ def _new(project_id: str, job_id: str, name: str = "race", task: str = "text_cla
     )  # fmt: skip
 
 
-def _register(sessions: sessionmaker[Session], new: NewVersion, data_dir: Path) -> int:
+def _uris(root: Path) -> Callable[[int], str]:
+    return lambda number: f"file://{root}/models/race/{number}"
+
+
+def _register(sessions: sessionmaker[Session], new: NewVersion, root: Path) -> int:
     with transaction(sessions) as session:
-        return reserve_version(session, new, data_dir).version
+        return reserve_version(session, new, _uris(root)).version
 
 
 def test_concurrent_registrations_get_distinct_consecutive_versions(
@@ -63,9 +67,9 @@ def test_a_retried_job_reuses_its_version(sessions: sessionmaker[Session], tmp_p
     project_id = _project(sessions)
     new = _new(project_id, f"job_{secrets.token_hex(6)}")
     with transaction(sessions) as session:
-        first = reserve_version(session, new, tmp_path)
+        first = reserve_version(session, new, _uris(tmp_path))
         assert first.status == "registering"
-        assert first.artifact_uri == str(tmp_path / "models" / project_id / "race" / "1")
+        assert first.artifact_uri == f"file://{tmp_path}/models/race/1"
     assert _register(sessions, new, tmp_path) == 1
     with transaction(sessions) as session:
         ready = mark_ready(session, first.id)

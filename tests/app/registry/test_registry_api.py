@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,6 +19,7 @@ from app.registry.service import resolve_version
 from tests.app.jobs.flows import auth, problem
 from tests.app.registry.conftest import MODEL
 from tests.conftest import Stack
+from tests.support.storage import version_dir
 
 
 @contextmanager
@@ -173,7 +173,7 @@ def test_deleting_a_version_removes_artifact_aliases_and_cached_model(
             .where(RegisteredModel.project_id == _project_id(session, stack),
                    RegisteredModel.name == MODEL, ModelVersion.version == 1)
         ).one()  # fmt: skip
-    artifact_dir = Path(artifact)
+    artifact_dir = version_dir(stack.backend, artifact)
     assert (artifact_dir / "model.safetensors").is_file()
     state = stack.client.app.state  # type: ignore[attr-defined]
     previous = getattr(state, "model_cache", None)

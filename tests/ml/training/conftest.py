@@ -153,6 +153,7 @@ class Recorder:
     events: list[dict[str, Any]] = field(default_factory=list)
     progress_calls: list[dict[str, Any]] = field(default_factory=list)
     polls: int = 0
+    checkpoints: list[Path] = field(default_factory=list)
 
     def event(
         self,
@@ -171,6 +172,9 @@ class Recorder:
     def should_stop(self) -> StopReason | None:
         self.polls += 1
         return self.stop_at.get(self.polls)
+
+    def checkpoint_saved(self, directory: Path) -> None:
+        self.checkpoints.append(directory)
 
     def of(self, level: str | None = None, type: str | None = None) -> list[dict[str, Any]]:
         return [
