@@ -57,6 +57,7 @@ bench: install bench-data
 	$(BIN)/python -m bench.serve
 	$(BIN)/python -m bench.slow_clients
 	$(BIN)/python -m bench.accuracy
+	$(BIN)/python -m bench.storage
 
 clean-venv:
 	rm -rf $(VENV)

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import inspect
 
 from app.auth.keys import register_key
@@ -56,6 +57,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.queue = TaskQueue(settings)
         app.state.catalog = load_catalog(settings.backbones_files)
         app.state.model_cache = build_model_cache(settings, metrics, app.state.storage)
+        await run_in_threadpool(app.state.storage.warm_up)
         if settings.bootstrap_api_key is not None:
             with transaction(app.state.session_factory) as session:
                 register_key(session, settings.bootstrap_api_key.get_secret_value(), "default")

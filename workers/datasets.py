@@ -18,20 +18,27 @@ from app.datasets import lifecycle
 from app.datasets.limits import limits_from
 from app.db import transaction
 from app.models import Dataset
+from app.storage.errors import StoreMissing
 from ml.datasets.errors import IngestError
 from ml.datasets.ingest import ingest
 from ml.datasets.options import IngestOptions
 from workers import leases
 from workers.context import WorkerContext, context
 from workers.heartbeat import Heartbeat
+from workers.patience import Interrupted, patiently
 
 log = logging.getLogger("hone.worker.datasets")
 
 
 def process_dataset(dataset_id: str) -> None:
     ctx = context()
-    settings = ctx.settings
     owner = leases.new_owner()
+    extra = {"dataset_id": dataset_id}
+    patiently(lambda: _process(ctx, dataset_id, owner), what="processing a dataset", extra=extra)
+
+
+def _process(ctx: WorkerContext, dataset_id: str, owner: str) -> None:
+    settings = ctx.settings
     with transaction(ctx.sessions) as session:
         attempt = lifecycle.claim(session, dataset_id, owner, settings.lease_seconds)
         row = session.get(Dataset, dataset_id) if attempt is not None else None
@@ -58,10 +65,15 @@ def process_dataset(dataset_id: str) -> None:
         ctx.sessions, dataset_id, owner, settings.lease_seconds, renew=lifecycle.renew
     )
     with heartbeat:
-        outcome = _ingest(ctx, dataset_id, options, opts)
-    with transaction(ctx.sessions) as session:
-        finished = lifecycle.finish(session, ctx.storage, dataset_id, owner, outcome)
-    if not finished:
+        try:
+            outcome = _ingest(ctx, heartbeat, dataset_id, options, opts)
+        except Interrupted:
+            outcome = None  # the lease was lost while the store was down
+    if outcome is None or not patiently(
+        lambda: _finish(ctx, dataset_id, owner, outcome),
+        what="recording a processed dataset",
+        extra={"dataset_id": dataset_id},
+    ):
         # Our lease expired (the worker stalled) and another attempt has the dataset now: it
         # finishes it, and removes the upload.
         log.warning(
@@ -71,26 +83,54 @@ def process_dataset(dataset_id: str) -> None:
     log.info("dataset %s", outcome["status"], extra={"dataset_id": dataset_id, "attempt": attempt})
 
 
+def _finish(ctx: WorkerContext, dataset_id: str, owner: str, outcome: dict[str, Any]) -> bool:
+    with transaction(ctx.sessions) as session:
+        return lifecycle.finish(session, ctx.storage, dataset_id, owner, outcome)
+
+
 def _ingest(
-    ctx: WorkerContext, dataset_id: str, options: IngestOptions, opts: dict[str, Any]
+    ctx: WorkerContext,
+    heartbeat: Heartbeat,
+    dataset_id: str,
+    options: IngestOptions,
+    opts: dict[str, Any],
 ) -> dict[str, Any]:
     """The dataset's final column values: ready with its audit, or failed with the reason.
 
     The upload comes from the store into a private scratch directory on this host; the
     dataset is built beside this host's cached datasets and published to the store before
-    the row says ready, so a training worker on any host finds it there."""
+    the row says ready, so a training worker on any host finds it there. While the store is
+    unreachable, each step waits for it (workers/patience.py)."""
     storage = ctx.storage
     scratch = storage.scratch()
+    extra = {"dataset_id": dataset_id}
+
+    def stop() -> str | None:
+        return "lease lost" if heartbeat.lost else None
+
     try:
-        storage.fetch_upload(dataset_id, scratch / "upload")
+        upload = scratch / "upload"
+        patiently(
+            lambda: storage.fetch_upload(dataset_id, upload),
+            what="reading an upload", extra=extra, stop=stop,
+        )  # fmt: skip
         result = ingest(
-            scratch / "upload",
-            options,
-            limits_from(ctx.settings),
-            storage.local_datasets(),
-            scratch / "work",
+            upload, options, limits_from(ctx.settings), storage.local_datasets(), scratch / "work"
         )
-        storage.publish_dataset(result.path)
+        patiently(
+            lambda: storage.publish_dataset(result.path),
+            what="publishing a dataset", extra=extra, stop=stop,
+        )  # fmt: skip
+    except Interrupted:
+        raise
+    except StoreMissing:
+        return lifecycle.failure(
+            opts,
+            "upload_missing",
+            "The uploaded file is no longer in the store (it was removed before it could be "
+            "processed); upload it again.",
+            500,
+        )
     except IngestError as exc:
         return lifecycle.failure(opts, exc.code, exc.message, exc.status, exc.report)
     except Exception:

@@ -15,6 +15,7 @@ import signal
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 
 from app.db import transaction
 from app.jobs import lifecycle
@@ -26,7 +27,8 @@ from workers.context import WorkerContext, context
 from workers.failures import describe
 from workers.heartbeat import Heartbeat
 from workers.job_hooks import JobHooks
-from workers.job_inputs import job_inputs
+from workers.job_inputs import JobInputs, job_inputs
+from workers.patience import Interrupted, patiently
 from workers.registration import Cancelled, LeaseLost, register
 
 log = logging.getLogger("hone.worker.training")
@@ -35,12 +37,11 @@ log = logging.getLogger("hone.worker.training")
 def train_job(job_id: str) -> None:
     ctx = context()
     owner = leases.new_owner()
-    with transaction(ctx.sessions) as session:
-        job = lifecycle.claim(session, job_id, owner, ctx.settings.lease_seconds)
-        if job is not None and job.attempts > ctx.settings.job_max_attempts:
-            lifecycle.give_up(session, ctx.storage, job.id, owner, crashes=job.attempts - 1)
-            log.error("job failed: worker lost too often", extra={"job_id": job.id})
-            return
+    job = patiently(
+        lambda: _claim(ctx, job_id, owner), what="claiming a job", extra={"job_id": job_id}
+    )
+    if job is not None and job.attempts > ctx.settings.job_max_attempts:
+        return
     if job is None:
         log.info(
             "job skipped: finished, cancelled, or held by a live attempt", extra={"job_id": job_id}
@@ -48,6 +49,16 @@ def train_job(job_id: str) -> None:
         return
     log.info("job claimed", extra={"job_id": job_id, "attempt": job.attempts, "owner": owner})
     _attempt(ctx, job, owner)
+
+
+def _claim(ctx: WorkerContext, job_id: str, owner: str) -> ClaimedJob | None:
+    """The claimed job (None: not ours to run); past its attempts it is failed here."""
+    with transaction(ctx.sessions) as session:
+        job = lifecycle.claim(session, job_id, owner, ctx.settings.lease_seconds)
+        if job is not None and job.attempts > ctx.settings.job_max_attempts:
+            lifecycle.give_up(session, ctx.storage, job.id, owner, crashes=job.attempts - 1)
+            log.error("job failed: worker lost too often", extra={"job_id": job.id})
+    return job
 
 
 @contextmanager
@@ -74,14 +85,25 @@ def _attempt(ctx: WorkerContext, job: ClaimedJob, owner: str) -> None:
             # Already imported by the worker's main process (workers/preload.py).
             from ml.training.run import run_training
 
-            with transaction(ctx.sessions) as session:
-                inputs = job_inputs(session, settings, ctx.storage, job)
+            extra = {"job_id": job.id}
+            # While the store or the database is down, each step waits for it to return.
+            waiting = partial(patiently, extra=extra, stop=hooks.should_stop, wake=preempt)
+
+            def _inputs() -> JobInputs:
+                with transaction(ctx.sessions) as session:
+                    return job_inputs(session, settings, ctx.storage, job)
+
+            inputs = waiting(_inputs, what="fetching a job's inputs")
             outcome = run_training(inputs.spec, hooks)
             hooks.flush()
-            registered = register(hooks, job, inputs, outcome, ctx.storage)
-        except TrainingStopped as stop:
+            registered = waiting(
+                lambda: register(hooks, job, inputs, outcome, ctx.storage),
+                what="registering a trained model",
+            )
+        except (TrainingStopped, Interrupted) as stop:
             hooks.flush()
-            _stopped(ctx, job, owner, stop.reason, heartbeat.lost)
+            reason: StopReason = "preempt" if stop.reason == "preempt" else "cancel"
+            _stopped(ctx, job, owner, reason, heartbeat.lost)
         except Cancelled:
             _stopped(ctx, job, owner, "cancel", lost=False)
         except LeaseLost:
@@ -101,6 +123,13 @@ def _stopped(
     if lost:
         log.warning("lease lost; leaving the job to its new attempt", extra={"job_id": job.id})
         return
+    patiently(
+        lambda: _record_stop(ctx, job, owner, reason),
+        what="recording a stopped job", extra={"job_id": job.id},
+    )  # fmt: skip
+
+
+def _record_stop(ctx: WorkerContext, job: ClaimedJob, owner: str, reason: StopReason) -> None:
     with transaction(ctx.sessions) as session:
         if reason == "preempt" and lifecycle.requeue_preempted(session, job.id, owner):
             log.info("job preempted and requeued", extra={"job_id": job.id})
@@ -117,5 +146,9 @@ def _failed(ctx: WorkerContext, job: ClaimedJob, owner: str, exc: Exception) -> 
         log.warning("job failed: %s", failure.code, extra={"job_id": job.id})
     else:
         log.exception("job crashed", extra={"job_id": job.id})
-    with transaction(ctx.sessions) as session:
-        lifecycle.fail(session, ctx.storage, job.id, owner, failure.code, failure.message)
+
+    def _record() -> None:
+        with transaction(ctx.sessions) as session:
+            lifecycle.fail(session, ctx.storage, job.id, owner, failure.code, failure.message)
+
+    patiently(_record, what="recording a failed job", extra={"job_id": job.id})

@@ -37,6 +37,16 @@ class Storage:
         store = Store(settings.store_url, endpoint_url=settings.s3_endpoint_url)
         return cls(store, settings.local_cache_dir)
 
+    def warm_up(self) -> None:
+        """Open the store's connection now (one cheap lookup), so the first request that
+        needs the store does not also pay for building the client and its first connection
+        (bench/RESULTS.md, "Storage: S3 ÷ local"). An unreachable store is only logged:
+        /readyz reports it, and requests that need it answer 503."""
+        try:
+            self.store.exists(".warm-up")
+        except StorageUnavailable:
+            log.warning("the store is unreachable at start-up", exc_info=True)
+
     def discard(self, delete: Callable[[str], None], what: str) -> None:
         """Run a delete whose row is already gone: an unreachable store leaves the objects
         behind (logged) rather than failing the request that removed the row."""
