@@ -44,6 +44,9 @@ log = logging.getLogger("hone.worker.reaper")
 
 # A waiting message counts as lost after this many lease intervals without a claim.
 RESEND_AFTER_LEASES = 5
+# An upload is put in the store a moment before its row commits; past this age, one that no
+# processing dataset names is garbage.
+ORPHAN_UPLOAD_AGE = timedelta(hours=1)
 
 Send = Callable[[str], None]
 # (session, ids, sent at): the domain's "not sent" again, for a send the broker refused.
@@ -116,6 +119,20 @@ def requeue_stale_datasets(
     return sent
 
 
+def sweep_orphan_uploads(
+    sessions: sessionmaker[Session], storage: Storage, now: datetime | None = None
+) -> list[str]:
+    """Delete uploads no dataset will process (datasets.orphan_uploads); returns their ids."""
+    now = now or utcnow()
+    with transaction(sessions) as session:
+        orphans = datasets.orphan_uploads(session, storage, now, ORPHAN_UPLOAD_AGE)
+    for dataset_id in orphans:
+        storage.drop_upload(dataset_id)
+    if orphans:
+        log.info("removed orphaned uploads", extra={"dataset_ids": orphans})
+    return orphans
+
+
 # The pool forks a fresh child after every task while this thread may be inside SQLite,
 # kombu or logging: a child forked then inherits their internal locks held, and its first
 # database call waits for ever (seen as a worker that takes messages and never claims them).
@@ -182,6 +199,7 @@ class Reaper:
                     storage=storage,
                 )
             )  # fmt: skip
+            passes.append(partial(sweep_orphan_uploads, sessions, storage))
         try:
             while True:
                 for reap in passes:

@@ -17,7 +17,7 @@ Flushes, never commits: the worker's transaction (app/db.py `transaction`) is th
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 from app.datasets import repository
 from app.datasets.states import FAILED, READY
 from app.db import after_commit
-from app.models.base import utcnow
+from app.models.base import created_at, utcnow
 from app.storage.places import Storage
 
 if TYPE_CHECKING:
@@ -111,6 +111,19 @@ def not_sent(session: Session, dataset_ids: list[str], sent_at: datetime) -> Non
     """The broker refused these datasets' messages (marked sent at `sent_at`): "not sent"
     again, so the next pass tries them at once."""
     repository.mark_unsent(session, dataset_ids, sent_at)
+
+
+def orphan_uploads(
+    session: Session, storage: Storage, now: datetime, older_than: timedelta
+) -> list[str]:
+    """Uploads in the store that no processing dataset needs, older than `older_than`: an
+    upload stored by a request whose row was then never committed (the database or the
+    request failed in between), or whose removal after processing failed. Ids are
+    time-ordered (app/models/base.py new_id), which dates an upload without a store call."""
+    cutoff = now - older_than
+    stored = [i for i in storage.upload_ids() if (created_at(i) or now) < cutoff]
+    needed = repository.processing_among(session, stored)
+    return [i for i in stored if i not in needed]
 
 
 def ready(result: IngestResult) -> dict[str, Any]:

@@ -48,6 +48,16 @@ def versions_trained_on(session: Session, dataset_id: str) -> list[dict[str, obj
     return [{"name": n, "version": v} for n, v in session.execute(stmt)]
 
 
+def processing_among(session: Session, dataset_ids: Collection[str]) -> set[str]:
+    """Which of these ids are datasets still being processed (their uploads are needed)."""
+    if not dataset_ids:
+        return set()
+    rows = session.scalars(
+        select(Dataset.id).where(Dataset.id.in_(list(dataset_ids)), Dataset.status == PROCESSING)
+    )
+    return set(rows)
+
+
 def other_rows_with_sha(session: Session, sha256: str, exclude_id: str) -> int:
     stmt = select(func.count()).where(Dataset.sha256 == sha256, Dataset.id != exclude_id)
     return int(session.scalar(stmt) or 0)

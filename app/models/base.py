@@ -53,3 +53,12 @@ def new_id(prefix: str) -> str:
     order, so 'newest first' paging is an index scan."""
     millis = int(utcnow().timestamp() * 1000)
     return f"{prefix}_{millis:012x}{secrets.token_hex(6)}"
+
+
+def created_at(row_id: str) -> datetime | None:
+    """When an id from `new_id` was made (None: not such an id)."""
+    _, sep, rest = row_id.partition("_")
+    try:
+        return datetime.fromtimestamp(int(rest[:12], 16) / 1000, UTC) if sep else None
+    except ValueError:
+        return None

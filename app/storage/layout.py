@@ -9,9 +9,15 @@ jobs/<job_id>/checkpoints/<n>/            a job's checkpoints (published directo
 
 from __future__ import annotations
 
+UPLOADS = "uploads"
+
 
 def upload(dataset_id: str) -> str:
-    return f"uploads/{dataset_id}"
+    return f"{UPLOADS}/{dataset_id}"
+
+
+def upload_id(key: str) -> str:
+    return key.removeprefix(f"{UPLOADS}/")
 
 
 def dataset(sha256: str) -> str:

@@ -79,6 +79,10 @@ class Storage:
     def drop_upload(self, dataset_id: str) -> None:
         self.store.delete(layout.upload(dataset_id))
 
+    def upload_ids(self) -> list[str]:
+        """The datasets whose uploads are in the store."""
+        return [layout.upload_id(key) for key in self.store.list(layout.UPLOADS)]
+
     # ---- datasets ----------------------------------------------------------------------
 
     def local_datasets(self) -> Path:

@@ -11,7 +11,6 @@ import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -23,18 +22,18 @@ from app.migrate import upgrade
 from app.storage.places import Storage
 from ml.backbones.testing import write_test_catalog
 from ml.checkpoint import load_checkpoint
-from tests.app.jobs.flows import auth, create_job, digits_dataset, events, wait_for_job
+from tests.app.jobs.flows import (
+    RESUMABLE_JOB,
+    auth,
+    create_job,
+    digits_dataset,
+    events,
+    wait_for_job,
+)
 from tests.support.api_process import ApiProcess
 from tests.support.s3_server import S3Server, running_s3_server
 from tests.support.services import fresh_postgres_database, fresh_redis_db
 from tests.support.stack import Backend, WorkerProcess, wait_until
-
-# Enough epochs that the first worker checkpoints before it is killed, with room after.
-RESUMABLE_JOB: dict[str, Any] = {
-    "backbone": "tiny_image",
-    "method": "full",
-    "hyperparameters": {"epochs": 4, "batch_size": 4, "patience": 4, "image_size": 32},
-}
 
 
 @dataclass

@@ -18,13 +18,14 @@ from app.config import get_settings
 from app.datasets import lifecycle, repository
 from app.db import transaction
 from app.models import Dataset
-from app.models.base import utcnow
+from app.models.base import new_id, utcnow
 from app.queue import BrokerUnavailable
+from app.storage.places import Storage
 from tests.factories.uploads import tweets_csv
 from tests.support.stack import Backend
 from workers import context
 from workers.datasets import process_dataset
-from workers.reaper import requeue_stale_datasets
+from workers.reaper import ORPHAN_UPLOAD_AGE, requeue_stale_datasets, sweep_orphan_uploads
 
 MakeDataset = Callable[..., str]
 CSV_OPTIONS = {
@@ -188,3 +189,23 @@ def test_the_task_fails_a_dataset_past_its_attempts(
         "processing_attempts_exhausted",
     )
     assert row.options["error_status"] == 500 and not folder.exists()
+
+
+def test_uploads_no_dataset_will_process_are_swept_once_old(
+    database: Backend, sessions: sessionmaker[Session], make_dataset: MakeDataset, tmp_path: Path
+) -> None:
+    """An upload whose request failed after storing it (its row never committed) would stay
+    in the store for ever; the data workers' reaper removes it, and only it."""
+    storage = Storage.from_settings(database.settings(data_dir=tmp_path))
+    waiting = make_dataset()  # still processing: its upload is needed
+    finished = make_dataset(status="ready")
+    never_committed = new_id("ds")
+    for dataset_id in (waiting, finished, never_committed):
+        tweets_csv(tmp_path / "upload.csv", 5)
+        storage.save_upload(tmp_path / "upload.csv", dataset_id)
+    assert sweep_orphan_uploads(sessions, storage) == []  # all younger than an hour
+    later = utcnow() + ORPHAN_UPLOAD_AGE + timedelta(minutes=1)
+    assert sorted(sweep_orphan_uploads(sessions, storage, now=later)) == sorted(
+        [finished, never_committed]
+    )
+    assert storage.upload_ids() == [waiting]

@@ -31,6 +31,14 @@ QUICK_IMAGE_JOB: dict[str, Any] = {
 QUICK_TEXT_JOB: dict[str, Any] = {"backbone": TINY_TEXT_ID, "method": "linear_probe"}
 
 
+# Enough epochs that two workers can be stopped in turn, few enough to finish soon after.
+RESUMABLE_JOB: dict[str, Any] = {
+    "backbone": "tiny_image",
+    "method": "full",
+    "hyperparameters": {"epochs": 4, "batch_size": 4, "patience": 4, "image_size": 32},
+}
+
+
 def auth(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 

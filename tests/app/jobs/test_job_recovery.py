@@ -8,7 +8,6 @@ import signal
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -22,6 +21,7 @@ from ml.checkpoint import load_checkpoint
 from tests.app.jobs.conftest import Datasets
 from tests.app.jobs.flows import (
     QUICK_TEXT_JOB,
+    RESUMABLE_JOB,
     auth,
     create_job,
     digits_dataset,
@@ -33,13 +33,6 @@ from tests.app.jobs.flows import (
 from tests.conftest import Stack, fresh_backend
 from tests.support.stack import Backend, WorkerProcess, wait_until
 from tests.support.storage import storage_of
-
-# Enough epochs that two workers can be stopped in turn, few enough to finish soon after.
-RESUMABLE_JOB: dict[str, Any] = {
-    "backbone": "tiny_image",
-    "method": "full",
-    "hyperparameters": {"epochs": 4, "batch_size": 4, "patience": 4, "image_size": 32},
-}
 
 
 @dataclass
