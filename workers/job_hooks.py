@@ -1,8 +1,10 @@
 """The training engine's link to the job row (ml.training.spec.TrainHooks for one attempt).
 
 Events are written as they come; progress is kept in memory and written at most once per
-`progress_interval` (the engine may report every step). Both are best effort: losing a
-progress row to a database hiccup must not fail an hour-long job.
+`progress_interval` (the engine may report every step). Neither may fail an hour-long job
+when the database has a hiccup: progress is the latest value, so a lost write is made good by
+the next; an event that cannot be written is kept, in order, and written before the next one
+(and, at the latest, before the job's outcome), so an outage loses none of them.
 """
 
 from __future__ import annotations
@@ -25,6 +27,10 @@ from workers.jsonsafe import jsonable
 
 log = logging.getLogger("hone.worker.training")
 
+# Events kept while the database is down, at most: an outage longer than this many events
+# (days of epochs) loses its oldest ones rather than the worker's memory.
+MAX_UNWRITTEN_EVENTS = 1000
+
 
 class JobHooks:
     def __init__(
@@ -45,6 +51,8 @@ class JobHooks:
         self.last_progress: dict[str, Any] = {}
         self._pending: dict[str, Any] | None = None
         self._last_write = 0.0
+        # (level, message, type, data) of events not yet written, oldest first.
+        self._unwritten: list[tuple[str, str, str, dict[str, Any] | None]] = []
 
     def event(
         self,
@@ -56,13 +64,32 @@ class JobHooks:
     ) -> None:
         if self.heartbeat.lost:
             return
-        try:
-            with transaction(self.sessions) as session:
+        self._unwritten.append((level, message, type, jsonable(data)))
+        if len(self._unwritten) > MAX_UNWRITTEN_EVENTS:
+            del self._unwritten[0]
+            log.warning("dropped the oldest unwritten event", extra={"job_id": self.job_id})
+        self._try_write_events()
+
+    def write_events(self) -> None:
+        """Write the events not written yet, oldest first, in one transaction; raises (and
+        keeps them) while the database is still unreachable."""
+        if not self._unwritten or self.heartbeat.lost:
+            return
+        with transaction(self.sessions) as session:
+            for level, message, type, data in self._unwritten:
                 repository.add_event(
-                    session, self.job_id, message, level=level, type=type, data=jsonable(data)
+                    session, self.job_id, message, level=level, type=type, data=data
                 )
+        self._unwritten.clear()
+
+    def _try_write_events(self) -> None:
+        try:
+            self.write_events()
         except Exception:
-            log.warning("could not record an event", extra={"job_id": self.job_id}, exc_info=True)
+            log.warning(
+                "could not record an event; kept to record later (%d waiting)",
+                len(self._unwritten), extra={"job_id": self.job_id}, exc_info=True,
+            )  # fmt: skip
 
     def progress(
         self,
@@ -86,7 +113,10 @@ class JobHooks:
             self.flush()
 
     def flush(self) -> None:
-        """Write the latest progress and metrics, if any are unwritten."""
+        """Write the events kept from an outage, and the latest progress and metrics, if any
+        are unwritten."""
+        if self._unwritten:
+            self._try_write_events()
         if self._pending is None or self.heartbeat.lost:
             return
         progress, self._pending = self._pending, None

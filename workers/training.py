@@ -96,6 +96,8 @@ def _attempt(ctx: WorkerContext, job: ClaimedJob, owner: str) -> None:
             inputs = waiting(_inputs, what="fetching a job's inputs")
             outcome = run_training(inputs.spec, hooks)
             hooks.flush()
+            # Events reported while the database was down go in before the outcome's own.
+            waiting(hooks.write_events, what="recording a job's events")
             registered = waiting(
                 lambda: register(hooks, job, inputs, outcome, ctx.storage),
                 what="registering a trained model",
