@@ -280,6 +280,22 @@ class Store:
         self.put_bytes(f"{prefix}/{PUBLISHED}", json.dumps({"files": files}).encode())
         return files
 
+    def adopt_dir(self, prefix: str) -> bool:
+        """Publish a directory already in a local store whole (written before directories had
+        listings, by an earlier Hone); False when there is nothing to adopt or it is listed."""
+        local = self.local_path(prefix)
+        if not local.is_dir() or (local / PUBLISHED).exists():
+            return False
+        files = {
+            p.relative_to(local).as_posix(): p.stat().st_size
+            for p in sorted(local.rglob("*"))
+            if p.is_file() and ".tmp-" not in p.name
+        }
+        if not files:
+            return False
+        self.put_bytes(f"{prefix}/{PUBLISHED}", json.dumps({"files": files}).encode())
+        return True
+
     def published(self, prefix: str) -> dict[str, int] | None:
         """The files of a published directory (name → size), or None when it is not published."""
         try:
