@@ -46,8 +46,14 @@ class Heartbeat:
         return self
 
     def __exit__(self, *_exc: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        """No more beats (once the current one is done). Called before the attempt writes its
+        outcome: a beat after that would find the lease released and say it was lost."""
         self._stop.set()
-        self._thread.join(timeout=self.lease_seconds)
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(timeout=self.lease_seconds)
 
     def _run(self) -> None:
         while not self._stop.wait(self.lease_seconds / 3):

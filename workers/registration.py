@@ -160,6 +160,7 @@ def register(
         "val_accuracy": metrics.get("accuracy"),
         "val_macro_f1": metrics.get("macro_f1"),
     }
+    hooks.heartbeat.stop()
     with transaction(sessions) as session:
         mark_ready(session, version_id)
         done = lifecycle.finish(

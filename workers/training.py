@@ -104,13 +104,16 @@ def _attempt(ctx: WorkerContext, job: ClaimedJob, owner: str) -> None:
             )
         except (TrainingStopped, Interrupted) as stop:
             hooks.flush()
+            heartbeat.stop()
             reason: StopReason = "preempt" if stop.reason == "preempt" else "cancel"
             _stopped(ctx, job, owner, reason, heartbeat.lost)
         except Cancelled:
+            heartbeat.stop()
             _stopped(ctx, job, owner, "cancel", lost=False)
         except LeaseLost:
             _stopped(ctx, job, owner, "cancel", lost=True)
         except Exception as exc:
+            heartbeat.stop()
             _failed(ctx, job, owner, exc)
         else:
             log.info(
