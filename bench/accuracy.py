@@ -53,9 +53,9 @@ from bench.common import (
 from ml.backbones.catalog import load_catalog
 from ml.backbones.factory import build_image_model, build_text_model
 from ml.backbones.spec import BackboneSpec
-from ml.datasets.options import Task
 from ml.device import configure_threads, pick_device
 from ml.inference.predictor import load_predictor
+from ml.tasks import PredictOptions
 from ml.training.spec import Method
 
 Inputs = Sequence[bytes] | Sequence[str]
@@ -66,7 +66,7 @@ class Benchmark:
     """One modality's data: raw inputs as a client would send them, with their labels."""
 
     name: str
-    task: Task
+    task: str
     backbone: str
     upload: Path  # the training set as an upload file
     train_inputs: Inputs
@@ -215,7 +215,7 @@ def served_predictions(artifact_dir: Path, inputs: Inputs, device: torch.device)
     predictor = load_predictor(artifact_dir, device=device.type)
     predicted = []
     for batch in _batches(inputs, _batch_size(predictor.modality, device)):
-        predicted += [p["label"] for p in predictor.predict(batch, top_k=1)]
+        predicted += [p["label"] for p in predictor.predict(batch, PredictOptions(top_k=1))]
     return predicted
 
 

@@ -26,7 +26,7 @@ from PIL import Image
 from ml.artifacts import save_artifact
 from ml.backbones.spec import BackboneSpec
 from ml.datasets.ingest import IngestResult, ingest
-from ml.datasets.options import IngestLimits, IngestOptions, Task
+from ml.datasets.options import IngestLimits, IngestOptions
 from ml.training.outcome import TrainOutcome
 from ml.training.run import run_training
 from ml.training.spec import Method, StopReason, TrainSpec
@@ -156,7 +156,7 @@ class EventLog:
         return None
 
 
-def ingest_upload(upload: Path, task: Task, root: Path) -> IngestResult:
+def ingest_upload(upload: Path, task: str, root: Path) -> IngestResult:
     """The data worker's step: the upload becomes a stored dataset under ``root/datasets``."""
     options = IngestOptions(task=task, filename=upload.name)
     return ingest(upload, options, IngestLimits(), root / "datasets", root / "scratch")
@@ -237,3 +237,47 @@ def load_average() -> str:
     """Other processes on the machine slow every timing here; this says how busy it was."""
     one, five, _ = os.getloadavg()
     return f"load average {one:.1f} (1 min), {five:.1f} (5 min)"
+
+
+# --- regression uploads (bench/regression.py) ------------------------------------------------
+
+
+def bench_data_dir() -> Path:
+    """Where ``make bench-data`` keeps data that ships in a package's source archive only."""
+    default = Path.home() / ".cache" / "hone" / "bench-data"
+    return Path(os.environ.get("HONE_BENCH_DATA", default))
+
+
+def write_regression_zip(
+    path: Path, files: Sequence[tuple[str, bytes]], targets: Sequence[float]
+) -> Path:
+    """The labels.csv upload of image regression: the images at the root, and
+    ``labels.csv`` with ``filename,target`` naming each one."""
+    rows = io.StringIO(newline="")
+    writer = csv.writer(rows)
+    writer.writerow(["filename", "target"])
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for (name, data), target in zip(files, targets, strict=True):
+            archive.writestr(name, data)
+            writer.writerow([name, repr(float(target))])
+        archive.writestr("labels.csv", rows.getvalue())
+    return path
+
+
+def write_regression_csv(path: Path, texts: Sequence[str], targets: Sequence[float]) -> Path:
+    """The text regression upload: ``text,target`` rows."""
+    with path.open("w", encoding="utf-8", newline="") as stream:
+        writer = csv.writer(stream)
+        writer.writerow(["text", "target"])
+        writer.writerows(
+            (text, repr(float(target))) for text, target in zip(texts, targets, strict=True)
+        )
+    return path
+
+
+def ingest_regression_upload(
+    upload: Path, task: str, root: Path, target_column: str = "target"
+) -> IngestResult:
+    """``ingest_upload`` for a regression task: the target column is an ingest option."""
+    options = IngestOptions(task=task, filename=upload.name, target_column=target_column)
+    return ingest(upload, options, IngestLimits(), root / "datasets", root / "scratch")

@@ -125,12 +125,12 @@ def bench_model(name: str, artifact_dir: Path, inputs: list[Any], args: argparse
         export(artifact_dir, reference, inputs)
     chunks = [reference.preprocess(inputs[i : i + 8]) for i in range(0, len(inputs), 8)]
     batches = {n: reference.preprocess((inputs * 32)[:n]) for n in args.batch_sizes}
-    expected = np.concatenate([reference.probabilities(reference.forward(c)) for c in chunks])
+    expected = np.concatenate([reference.postprocess(reference.forward(c)) for c in chunks])
     baseline: dict[int, float] = {}
     for runtime in args.runtimes:
         started = time.perf_counter()
         predictor = load_predictor(artifact_dir, runtime=runtime)
-        probs = np.concatenate([predictor.probabilities(predictor.forward(c)) for c in chunks])
+        probs = np.concatenate([predictor.postprocess(predictor.forward(c)) for c in chunks])
         for batch in batches.values():  # warm every shape (torch.compile compiles here)
             predictor.forward(batch)
         warmup_s = time.perf_counter() - started

@@ -46,6 +46,7 @@ from bench.common import (
 from bench.http_client import Connection, post_json
 from bench.service import ROOT, Service, train
 from ml.inference.predictor import Predictor, load_predictor
+from ml.tasks import PredictOptions
 
 
 def _histogram(metrics: str, name: str, model: str) -> tuple[float, float]:
@@ -186,7 +187,8 @@ def raw_throughput(
         forward_times.append(time.perf_counter() - start)
         chunk = inputs[(i * batch) % (len(inputs) - batch) :][:batch]
         start = time.perf_counter()
-        predictor.format(predictor.probabilities(predictor.forward(predictor.preprocess(chunk))), 5)
+        values = predictor.postprocess(predictor.forward(predictor.preprocess(chunk)))
+        predictor.format(values, PredictOptions())
         pipeline_times.append(time.perf_counter() - start)
         i += 1
     return {

@@ -24,6 +24,7 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
+from ml.tasks import Task, UnknownTask, get_task
 from ml.training.text_classifier import POOLING, MeanPooledClassifier
 
 FORMAT = "hone.model/1"
@@ -75,12 +76,14 @@ def save_artifact(
 def load_artifact(path: Path) -> LoadedArtifact:
     """Rebuild the model from config.json without any download and load its weights strictly.
 
-    Text models are a MeanPooledClassifier when config["backbone"]["pooling"] is "mean" (what
-    the trainer writes), else a plain AutoModelForSequenceClassification.
+    The head has as many outputs as the artifact's task says (labels, or targets). Text models
+    are a MeanPooledClassifier when config["backbone"]["pooling"] is "mean" (what the trainer
+    writes), else a plain AutoModelForSequenceClassification.
     """
     config = json.loads((path / CONFIG_FILE).read_text())
     if config.get("format") != FORMAT:
         raise ValueError(f"{path} is not a {FORMAT} artifact")
+    outputs = artifact_task(config, path).num_outputs(config)
     tokenizer: PreTrainedTokenizerBase | None = None
     model: torch.nn.Module
     if config["library"] == "timm":
@@ -88,7 +91,7 @@ def load_artifact(path: Path) -> LoadedArtifact:
         model = timm.create_model(
             backbone["arch"],
             pretrained=False,
-            num_classes=len(config["labels"]),
+            num_classes=outputs,
             **backbone.get("kwargs", {}),
         )
     elif config["library"] == "transformers":
@@ -96,7 +99,7 @@ def load_artifact(path: Path) -> LoadedArtifact:
         hf_config = AutoConfig.from_pretrained(hf_dir, local_files_only=True)
         if config["backbone"].get("pooling") == POOLING:
             encoder = AutoModel.from_config(hf_config)
-            model = MeanPooledClassifier(encoder, len(config["labels"]))
+            model = MeanPooledClassifier(encoder, outputs)
         else:
             model = AutoModelForSequenceClassification.from_config(hf_config)
         tokenizer = AutoTokenizer.from_pretrained(hf_dir, local_files_only=True)
@@ -105,3 +108,15 @@ def load_artifact(path: Path) -> LoadedArtifact:
     load_model(model, str(path / WEIGHTS_FILE), strict=True, device="cpu")
     model.eval()
     return LoadedArtifact(model=model, config=config, tokenizer=tokenizer, path=path)
+
+
+def artifact_task(config: dict[str, Any], path: Path | None = None) -> Task:
+    """The registered task an artifact was trained for; ValueError naming the file if none."""
+    where = CONFIG_FILE if path is None else str(path / CONFIG_FILE)
+    name = config.get("task")
+    if not isinstance(name, str):
+        raise ValueError(f"{where} names no task")
+    try:
+        return get_task(name)
+    except UnknownTask as exc:
+        raise ValueError(f"{where}: {exc.args[0]}") from None

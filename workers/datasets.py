@@ -54,11 +54,12 @@ def _process(ctx: WorkerContext, dataset_id: str, owner: str) -> None:
             log.error("dataset failed: worker lost too often", extra={"dataset_id": dataset_id})
             return
         options = IngestOptions(
-            task=row.task,  # type: ignore[arg-type]
+            task=row.task,
             filename=str(opts.get("filename", "")),
             multilabel=row.multilabel,
             text_column=str(opts.get("text_column", "text")),
             label_column=str(opts.get("label_column", "label")),
+            target_column=str(opts.get("target_column", "target")),
         )
     log.info("dataset claimed", extra={"dataset_id": dataset_id, "attempt": attempt})
     heartbeat = Heartbeat(

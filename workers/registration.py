@@ -27,6 +27,7 @@ from app.jobs.states import SUCCEEDED
 from app.models import Job
 from app.registry.registration import NewVersion, mark_ready, reserve_version
 from app.storage.places import Storage
+from ml.training.spec import contract_method
 from workers.job_hooks import JobHooks
 from workers.job_inputs import JobInputs
 from workers.jsonsafe import jsonable
@@ -155,10 +156,12 @@ def register(
     if not storage.version_published(final):  # else: published by an attempt that then crashed
         storage.publish_version(staged, final)
     shutil.rmtree(staged, ignore_errors=True)
-    summary = {
-        "val_loss": metrics.get("val_loss"),
-        "val_accuracy": metrics.get("accuracy"),
-        "val_macro_f1": metrics.get("macro_f1"),
+    # The job's headline figures: the version's top-level numbers (accuracy and macro-F1, or
+    # MAE, RMSE, R² and Spearman), prefixed as the epochs' validation metrics are.
+    summary = {"val_loss": metrics.get("val_loss")} | {
+        f"val_{name}": value
+        for name, value in metrics.items()
+        if isinstance(value, int | float) and not name.startswith(("val_", "num_"))
     }
     hooks.heartbeat.stop()
     with transaction(sessions) as session:
@@ -168,6 +171,8 @@ def register(
             f"registered model {job.model_name} version {number}",
             data={"model": job.model_name, "version": number, "method": outcome.method},
             model_version_id=version_id,
+            method_chosen=contract_method(outcome.method),
+            method_reason=outcome.method_reason,
             hyperparameters=jsonable(outcome.hyperparameters),
             metrics=hooks.metrics | summary,
             progress={**hooks.last_progress, "eta_seconds": 0},

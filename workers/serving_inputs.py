@@ -12,15 +12,17 @@ MAX_EXAMPLES = 256
 def serving_inputs(
     spec: TrainSpec, limit: int = MAX_EXAMPLES
 ) -> tuple[list[bytes] | list[str], list[int] | None]:
-    """(image bytes or texts, their label indices; None for multi-label data)."""
+    """(image bytes or texts, their label indices where the targets are single labels;
+    None for multi-label and regression data: agreement with torch then stands in)."""
     data = load_job_data(spec, NullHooks())  # its warnings were reported in training
     rows = [int(i) for i in data.val_rows[:limit]]
     examples = [data.val_set.examples[i] for i in rows]
     inputs: list[bytes] | list[str]
-    if data.val_set.task == "image_classification":
+    if data.task.modality == "image":
         inputs = [e.file.read_bytes() for e in examples if e.file is not None]
     else:
         inputs = [e.text or "" for e in examples]
-    if data.val_set.multilabel:
+    targets = data.val_targets
+    if targets.ndim != 1 or targets.is_floating_point():
         return inputs, None
-    return inputs, [int(data.val_targets[i]) for i in rows]
+    return inputs, [int(targets[i]) for i in rows]

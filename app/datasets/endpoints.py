@@ -6,7 +6,7 @@ import asyncio
 import logging
 import shutil
 import time
-from typing import Annotated, Any, Literal, cast
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
@@ -26,36 +26,48 @@ from app.storage.places import Storage
 from app.uploads import ParsedForm, parse_multipart
 from ml.datasets.errors import IngestError
 from ml.datasets.options import IngestOptions
+from ml.tasks import get_task, task_names
 
 log = logging.getLogger("hone.api.datasets")
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"], responses=PROBLEM_RESPONSES)
 
-TASKS = ("image_classification", "text_classification")
-_UPLOAD_SCHEMA = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["file", "task"],
-                    "properties": {
-                        "file": {
-                            "type": "string",
-                            "format": "binary",
-                            "description": "image .zip, text .csv or .jsonl",
-                        },
-                        "task": {"type": "string", "enum": list(TASKS)},
-                        "name": {"type": "string"},
-                        "multilabel": {"type": "boolean", "default": False},
-                        "text_column": {"type": "string", "default": "text"},
-                        "label_column": {"type": "string", "default": "label"},
-                    },
-                }
-            }
-        },
-    }
+# Column names are header cells: longer ones are a mistake, and they are stored with the row.
+MAX_COLUMN_CHARS = 200
+# target_column may name several columns, comma-separated (ml/tasks/regression/targets.py).
+MAX_TARGET_COLUMN_CHARS = 2000
+_COLUMN_FIELDS = {
+    "text_column": ("text", MAX_COLUMN_CHARS),
+    "label_column": ("label", MAX_COLUMN_CHARS),
+    "target_column": ("target", MAX_TARGET_COLUMN_CHARS),
 }
+
+
+def _upload_schema() -> dict[str, Any]:
+    columns = {
+        name: {"type": "string", "default": default, "maxLength": limit}
+        for name, (default, limit) in _COLUMN_FIELDS.items()
+    }
+    columns["label_column"]["description"] = "classification: the column of the labels"
+    columns["target_column"]["description"] = (
+        "regression: the column of the numbers, or several separated by commas (price,rent)"
+    )
+    properties = {
+        "file": {
+            "type": "string",
+            "format": "binary",
+            "description": "image .zip, text .csv or .jsonl",
+        },
+        "task": {"type": "string", "enum": list(task_names())},
+        "name": {"type": "string"},
+        "multilabel": {
+            "type": "boolean",
+            "default": False,
+            "description": "classification only: several labels per example",
+        },
+        **columns,
+    }
+    form = {"type": "object", "required": ["file", "task"], "properties": properties}
+    return {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": form}}}}
 
 
 class DatasetDeleted(BaseModel):
@@ -77,6 +89,18 @@ def _bool_field(form: ParsedForm, name: str) -> bool:
     )
 
 
+def _column_field(form: ParsedForm, name: str) -> str:
+    default, limit = _COLUMN_FIELDS[name]
+    raw = form.fields.get(name, default)
+    if len(raw) > limit:
+        raise Unprocessable(
+            f"`{name}` is {len(raw)} characters long; at most {limit} are allowed.",
+            code="invalid_field",
+            errors=[{"field": name, "message": f"at most {limit} characters"}],
+        )
+    return raw.strip() or default
+
+
 def _upload_request(form: ParsedForm) -> service.UploadRequest:
     upload = form.files.get("file")
     if upload is None:
@@ -85,11 +109,12 @@ def _upload_request(form: ParsedForm) -> service.UploadRequest:
             errors=[{"field": "file", "message": "required"}],
         )
     task = form.fields.get("task", "").strip()
-    if task not in TASKS:
+    tasks = task_names()
+    if task not in tasks:
         raise Unprocessable(
-            f"`task` must be one of {', '.join(TASKS)}; got {task!r}.",
+            f"`task` must be one of {', '.join(tasks)}; got {task!r}.",
             code="invalid_task",
-            errors=[{"field": "task", "message": f"expected one of {', '.join(TASKS)}"}],
+            errors=[{"field": "task", "message": f"expected one of {', '.join(tasks)}"}],
         )
     if upload.size == 0:
         raise BadRequest(
@@ -98,12 +123,17 @@ def _upload_request(form: ParsedForm) -> service.UploadRequest:
             errors=[{"field": "file", "message": "empty file"}],
         )
     options = IngestOptions(
-        task=cast(Any, task),
+        task=task,
         filename=upload.filename,
         multilabel=_bool_field(form, "multilabel"),
-        text_column=form.fields.get("text_column", "text").strip() or "text",
-        label_column=form.fields.get("label_column", "label").strip() or "label",
+        text_column=_column_field(form, "text_column"),
+        label_column=_column_field(form, "label_column"),
+        target_column=_column_field(form, "target_column"),
     )
+    try:
+        get_task(task).columns(options)  # the task checks its options (target_column, ...)
+    except IngestError as exc:
+        raise service.ingest_problem(exc) from exc
     name = form.fields.get("name", "").strip() or upload.filename or "dataset"
     return service.UploadRequest(
         upload=upload.path, file_sha256=upload.sha256, options=options, name=name[:200]
@@ -114,9 +144,9 @@ def _upload_request(form: ParsedForm) -> service.UploadRequest:
     "",
     status_code=201,
     response_model=DatasetRead,
-    openapi_extra=_UPLOAD_SCHEMA,
+    openapi_extra=_upload_schema(),
     responses={202: {"model": DatasetRead, "description": "Accepted; still processing"}},
-    summary="Upload a labelled dataset",
+    summary="Upload a dataset: labelled (classification) or with numeric targets (regression)",
 )
 async def create_dataset(
     request: Request,

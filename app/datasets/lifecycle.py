@@ -127,13 +127,14 @@ def orphan_uploads(
 
 
 def ready(result: IngestResult) -> dict[str, Any]:
-    """The column values of a processed dataset."""
+    """The column values of a processed dataset. `labels` holds the label names, or a
+    regression dataset's target names (which has no label counts)."""
     return {
         "status": READY,
         "sha256": result.sha256,
-        "labels": list(result.manifest["labels"]),
+        "labels": list(result.names),
         "num_examples": len(result.manifest["examples"]),
-        "label_counts": dict(result.report["label_counts"]),
+        "label_counts": dict(result.report.get("label_counts", {})),
         "report": result.report,
         "finished_at": utcnow(),
     }

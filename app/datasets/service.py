@@ -52,7 +52,14 @@ def ingest_problem(exc: IngestError, **extra: Any) -> AppError:
 
 def _request_hash(req: UploadRequest) -> str:
     opts = req.options
-    payload = [req.file_sha256, opts.task, opts.multilabel, opts.text_column, opts.label_column]
+    payload = [
+        req.file_sha256,
+        opts.task,
+        opts.multilabel,
+        opts.text_column,
+        opts.label_column,
+        opts.target_column,
+    ]
     return hashlib.sha256(json.dumps([*payload, req.name]).encode()).hexdigest()
 
 
@@ -93,6 +100,7 @@ def create(
             "kind": kind,
             "text_column": opts.text_column,
             "label_column": opts.label_column,
+            "target_column": opts.target_column,
         },
         enqueued_at=utcnow(),
     )

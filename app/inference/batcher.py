@@ -26,6 +26,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from ml.inference.errors import InputError
+from ml.tasks import PredictOptions
 
 logger = logging.getLogger(__name__)
 Prediction = dict[str, Any]
@@ -35,15 +36,17 @@ _EMA_WEIGHT = 0.2
 
 
 class Servable(Protocol):
-    """What the batcher and the cache need from a model (ml.inference.Predictor provides it)."""
+    """What the batcher, the cache and the endpoint need from a model (ml.inference.Predictor
+    provides it). ``check`` raises ValueError when the model cannot answer the options; the
+    endpoint asks it before submitting."""
 
-    labels: list[str]
     memory_bytes: int  # an estimate, for the cache's budget
 
     def preprocess(self, inputs: Sequence[Any]) -> Any: ...
     def forward(self, batch: Any) -> np.ndarray: ...
-    def probabilities(self, logits: np.ndarray) -> np.ndarray: ...
-    def format(self, probs: np.ndarray, top_k: int) -> list[Prediction]: ...
+    def postprocess(self, raw: np.ndarray) -> np.ndarray: ...
+    def format(self, values: np.ndarray, options: PredictOptions) -> list[Prediction]: ...
+    def check(self, options: PredictOptions) -> None: ...
 
 
 class BatchObserver(Protocol):
@@ -75,7 +78,7 @@ class BatcherClosed(RuntimeError):
 @dataclass(eq=False)
 class _Request:
     items: Sequence[Any]
-    top_k: int
+    options: PredictOptions
     future: "asyncio.Future[tuple[list[Prediction], Timing]]"
     enqueued: float = field(default_factory=time.perf_counter)
     results: list[Prediction | None] = field(default_factory=list)
@@ -127,11 +130,15 @@ class Batcher:
     def busy(self) -> bool:
         return bool(self._queue or self._running)
 
-    async def submit(self, items: Sequence[Any], top_k: int) -> tuple[list[Prediction], Timing]:
-        """Predictions for ``items``, in order; raises QueueFull at once when over capacity.
+    async def submit(
+        self, items: Sequence[Any], options: PredictOptions
+    ) -> tuple[list[Prediction], Timing]:
+        """Predictions for ``items`` answering ``options``, in order; raises QueueFull at once
+        when over capacity.
 
-        A large request may be split over several batches. InputError names the bad input by
-        its index in ``items``.
+        A large request may be split over several batches, and one batch may carry requests
+        that ask for different options. InputError names the bad input by its index in
+        ``items``.
         """
         if self._closed:
             raise BatcherClosed("this model is no longer served here")
@@ -143,7 +150,9 @@ class Batcher:
         future: asyncio.Future[tuple[list[Prediction], Timing]] = (
             asyncio.get_running_loop().create_future()
         )
-        request = _Request(items, top_k, future, results=[None] * len(items), remaining=len(items))
+        request = _Request(
+            items, options, future, results=[None] * len(items), remaining=len(items)
+        )
         future.add_done_callback(lambda _: self._forget(request))
         self._queue.extend(_Item(request, i) for i in range(len(items)))
         self._arrived.set()
@@ -274,14 +283,20 @@ class Batcher:
         """One batch through all four steps: its predictions and its forward pass's ms."""
         inputs = self.predictor.preprocess([item.request.items[item.index] for item in items])
         started = time.perf_counter()
-        logits = self.predictor.forward(inputs)
+        raw = self.predictor.forward(inputs)
         forward_ms = (time.perf_counter() - started) * 1000
-        probs = self.predictor.probabilities(logits)
-        predictions = [
-            self.predictor.format(probs[row : row + 1], item.request.top_k)[0]
-            for row, item in enumerate(items)
-        ]
-        return predictions, forward_ms
+        values = self.predictor.postprocess(raw)
+        # Formatted once per distinct options among the batch's requests, rows kept in order.
+        rows_of: dict[PredictOptions, list[int]] = {}
+        for row, item in enumerate(items):
+            rows_of.setdefault(item.request.options, []).append(row)
+        predictions: list[Prediction | None] = [None] * len(items)
+        for options, rows in rows_of.items():
+            for row, prediction in zip(
+                rows, self.predictor.format(values[rows], options), strict=True
+            ):
+                predictions[row] = prediction
+        return [p for p in predictions if p is not None], forward_ms
 
     @staticmethod
     def _fail(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -28,10 +29,14 @@ from ml.text_input import TextRejected, clean_text
 
 Kind = Literal["image", "text"]
 MAX_TOP_K = 1000
+# A form field's coverage: plain decimal notation, no sign, exponent, spaces or nan/inf (the
+# pattern /openapi.json states), and no longer than any float needs.
+_DECIMAL = re.compile(r"[0-9]*\.?[0-9]+")
+_MAX_DECIMAL_CHARS = 32
 # Bodies up to this size are parsed on the event loop (tens of microseconds); larger ones
 # in a thread, so that a 60 MB body's json.loads and base64 decoding block no other request.
 _INLINE_BODY_BYTES = 64 * 1024
-_MAX_FORM_FIELDS = 16  # multipart: `top_k`, and room for a client's harmless extras
+_MAX_FORM_FIELDS = 16  # multipart: `top_k`, `coverage` and room for a client's harmless extras
 _MAX_FIELD_BYTES = 64 * 1024
 
 
@@ -40,6 +45,7 @@ class PredictInputs:
     kind: Kind
     items: list[bytes] | list[str]
     top_k: int | None
+    coverage: float | None = None  # regression: the interval's coverage, in (0, 1)
     field: str = "inputs"  # how errors name an input: inputs[i], or file[i] for multipart
 
 
@@ -76,6 +82,32 @@ def _top_k_range(value: int) -> int:
     if not 1 <= value <= MAX_TOP_K:
         raise _invalid("top_k", f"must be an integer between 1 and {MAX_TOP_K}")
     return value
+
+
+def _coverage(raw: Any) -> float | None:
+    """JSON's coverage: a number strictly between 0 and 1 (never a string or boolean)."""
+    if raw is None:
+        return None
+    if not isinstance(raw, int | float) or isinstance(raw, bool):
+        raise _invalid("coverage", f"must be a JSON number, not {_json_type(raw)}")
+    return _coverage_range(raw)
+
+
+def _form_coverage(raw: Any) -> float | None:
+    """Multipart's coverage: a form field is text, so a decimal such as 0.9 and nothing else."""
+    if raw is None:
+        return None
+    if not isinstance(raw, str) or len(raw) > _MAX_DECIMAL_CHARS or not _DECIMAL.fullmatch(raw):
+        raise _invalid("coverage", "must be a number between 0 and 1 (exclusive), such as 0.9")
+    return _coverage_range(float(raw))
+
+
+def _coverage_range(value: float) -> float:
+    # Compared before any conversion (a huge JSON integer does not fit a float), and written
+    # so that NaN, which json.loads accepts, fails too.
+    if not 0 < value < 1:
+        raise _invalid("coverage", "must be a number between 0 and 1 (exclusive), such as 0.9")
+    return float(value)
 
 
 def _json_type(value: Any) -> str:
@@ -149,10 +181,10 @@ def _from_json(body: Any, settings: Settings) -> PredictInputs:
         raise _invalid("inputs", "must be a list")
     _check_count(len(inputs), settings)
     top_k = _top_k(body.get("top_k"))
+    coverage = _coverage(body.get("coverage"))
     if all(isinstance(x, str) for x in inputs):
-        return PredictInputs(
-            "text", [_clean(text, i, settings) for i, text in enumerate(inputs)], top_k
-        )
+        texts = [_clean(text, i, settings) for i, text in enumerate(inputs)]
+        return PredictInputs("text", texts, top_k, coverage)
     images: list[bytes] = []
     for i, item in enumerate(inputs):
         field = f"inputs[{i}]"
@@ -166,7 +198,7 @@ def _from_json(body: Any, settings: Settings) -> PredictInputs:
             message = "is not valid base64" + (hint if encoded.startswith("data:") else "")
             raise _invalid(f"{field}.image_base64", message) from None
         images.append(_check_image(data, field, settings))
-    return PredictInputs("image", images, top_k)
+    return PredictInputs("image", images, top_k, coverage)
 
 
 def _check_images(inputs: PredictInputs, settings: Settings) -> None:
@@ -215,6 +247,7 @@ async def _read_form(request: Request, settings: Settings) -> PredictInputs:
                 for i, f in enumerate(files)
             ]
             top_k = _form_top_k(form.get("top_k"))
+            coverage = _form_coverage(form.get("coverage"))
     except ClientDisconnect:
         raise disconnected() from None
-    return PredictInputs("image", images, top_k, field="file")
+    return PredictInputs("image", images, top_k, coverage, field="file")

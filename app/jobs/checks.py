@@ -17,9 +17,8 @@ from app.models import Dataset, Project
 from app.registry import repository as registry
 from ml.backbones.catalog import is_available
 from ml.backbones.spec import BackboneSpec
+from ml.tasks import get_task, tasks_for
 from ml.training.hparams import validate_hyperparameters
-
-_TASK_OF = {"image": "image_classification", "text": "text_classification"}
 
 
 def ready_dataset(session: Session, project: Project, dataset_id: str, field: str) -> Dataset:
@@ -61,10 +60,12 @@ def backbone(catalog: Mapping[str, BackboneSpec], backbone_id: str, cache: Path)
 
 
 def check_fit(spec: BackboneSpec, train: Dataset, val: Dataset | None) -> None:
-    if _TASK_OF[spec.modality] != train.task:
+    task = get_task(train.task)
+    if task.modality != spec.modality:
+        fits = ", ".join(t.name for t in tasks_for(spec.modality))
         raise Unprocessable(
-            f"Backbone {spec.id!r} is a {spec.modality} model and cannot learn "
-            f"{train.task}; choose a backbone of the other modality (GET /v1/backbones).",
+            f"Backbone {spec.id!r} is a {spec.modality} model (it learns {fits}) and cannot "
+            f"learn {train.task}; choose a {task.modality} backbone (GET /v1/backbones).",
             code="modality_mismatch",
             errors=[{"field": "backbone", "message": f"a {spec.modality} backbone"}],
         )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 from pydantic.config import JsonDict
@@ -13,7 +13,7 @@ from app.datasets.schemas import ErrorInfo
 from app.jobs.states import JobStatus
 from app.models import Job, JobEvent
 from app.pagination import ListOf
-from ml.training.hparams import AUTO, FIELDS
+from ml.training.hparams import AUTO, FIELDS, Choice
 
 MODEL_NAME_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9._-]{0,99}$"
 Method = Literal["auto", "linear_probe", "full"]
@@ -25,6 +25,8 @@ HyperValue = bool | BoundedInt | float | Annotated[str, Field(max_length=100)]
 
 def _hyperparameter_schema(name: str) -> dict[str, Any]:
     rule = FIELDS[name]
+    if isinstance(rule, Choice):
+        return {"enum": [*rule.options, AUTO]}
     if rule.kind is bool:
         value: dict[str, Any] = {"type": "boolean"}
     else:
@@ -94,6 +96,10 @@ class JobRead(BaseModel):
     backbone: str
     model_name: str
     method: Method
+    method_chosen: Literal["linear_probe", "full"] | None = Field(
+        description="What a succeeded job kept: `auto` chooses one of these on validation."
+    )
+    method_reason: str | None = Field(description="Why that method was kept, in words.")
     hyperparameters: dict[str, Any]
     seed: int
     created_at: datetime
@@ -117,6 +123,8 @@ class JobRead(BaseModel):
             backbone=row.backbone,
             model_name=row.model_name,
             method=row.method,
+            method_chosen=cast(Any, row.method_chosen),
+            method_reason=row.method_reason,
             hyperparameters=row.hyperparameters or row.requested_hyperparameters,
             seed=row.seed,
             created_at=row.created_at,

@@ -25,6 +25,7 @@ class Dataset(Base):
     options: Mapped[dict[str, Any]] = mapped_column(default=dict)
     sha256: Mapped[str | None] = mapped_column(String(64), index=True, default=None)
     num_examples: Mapped[int] = mapped_column(default=0)
+    # Label names; for a regression task, its target names (the API shows them as `targets`).
     labels: Mapped[list[Any]] = mapped_column(default=list)
     label_counts: Mapped[dict[str, Any]] = mapped_column(default=dict)
     report: Mapped[dict[str, Any] | None] = mapped_column(default=None)

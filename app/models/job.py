@@ -24,6 +24,9 @@ class Job(Base):
     backbone: Mapped[str] = mapped_column(String(200))
     model_name: Mapped[str] = mapped_column(String(200))
     method: Mapped[str] = mapped_column(String(20), default="auto")
+    # Set when the job succeeds: the method it kept ("linear_probe" | "full") and why.
+    method_chosen: Mapped[str | None] = mapped_column(String(20), default=None)
+    method_reason: Mapped[str | None] = mapped_column(Text, default=None)
     validation_split: Mapped[float | None] = mapped_column(default=None)
     requested_hyperparameters: Mapped[dict[str, Any]] = mapped_column(default=dict)
     hyperparameters: Mapped[dict[str, Any]] = mapped_column(default=dict)

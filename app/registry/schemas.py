@@ -11,6 +11,7 @@ from app.bounds import VersionNumber
 from app.models import ModelVersion, RegisteredModel
 from app.pagination import ListOf
 from app.registry.states import VersionStatus
+from ml.training.spec import contract_method
 
 ALIAS_PATTERN = r"^[a-zA-Z][a-zA-Z0-9._-]{0,99}$"
 AliasName = Annotated[str, Field(pattern=ALIAS_PATTERN, description="e.g. production")]
@@ -45,8 +46,11 @@ class VersionSummary(BaseModel):
     backbone: str
     job_id: str | None
     dataset_id: str | None
-    accuracy: float | None
-    macro_f1: float | None
+    accuracy: float | None = Field(description="Classifiers' validation accuracy.")
+    macro_f1: float | None = Field(description="Classifiers' validation macro-F1.")
+    rmse: float | None = Field(description="Regression models' validation RMSE.")
+    r2: float | None = Field(description="Regression models' validation R².")
+    method_chosen: Literal["linear_probe", "full"] | None
     runtime: str
     created_at: datetime
 
@@ -60,6 +64,9 @@ class VersionSummary(BaseModel):
             dataset_id=row.dataset_id,
             accuracy=row.metrics.get("accuracy"),
             macro_f1=row.metrics.get("macro_f1"),
+            rmse=row.metrics.get("rmse"),
+            r2=row.metrics.get("r2"),
+            method_chosen=contract_method(row.manifest.get("method")),
             runtime=row.runtime,
             created_at=row.created_at,
         )
@@ -81,6 +88,10 @@ class VersionRead(BaseModel):
     dataset_id: str | None
     metrics: dict[str, Any]
     manifest: dict[str, Any]
+    method_chosen: Literal["linear_probe", "full"] | None = Field(
+        description="The method this version was trained with (what `auto` kept)."
+    )
+    method_reason: str | None = Field(description="Why that method was kept, in words.")
     runtime: str
     created_at: datetime
 
@@ -97,6 +108,8 @@ class VersionRead(BaseModel):
             dataset_id=row.dataset_id,
             metrics=row.metrics,
             manifest=row.manifest,
+            method_chosen=contract_method(row.manifest.get("method")),
+            method_reason=row.manifest.get("method_reason"),
             runtime=row.runtime,
             created_at=row.created_at,
         )

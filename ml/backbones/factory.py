@@ -24,7 +24,7 @@ from ml.backbones.packages import package_weights
 from ml.backbones.spec import BackboneSpec
 from ml.backbones.weights import split_revision, timm_weights_file, transformers_dir, weight_files
 
-ProblemType = Literal["single_label_classification", "multi_label_classification"]
+ProblemType = Literal["single_label_classification", "multi_label_classification", "regression"]
 
 
 def build_image_model(
@@ -64,6 +64,10 @@ def build_text_model(
     problem_type: ProblemType = (
         "multi_label_classification" if multilabel else "single_label_classification"
     )
+    if num_labels == 1 and not multilabel:
+        # transformers refuses a one-output classifier; one output is a regression head
+        # (Hone keeps only the encoder either way: ml/training/text_classifier.py).
+        problem_type = "regression"
     if spec.source == "random":
         config = AutoConfig.for_model(**spec.options["config"])
         config.num_labels = num_labels

@@ -4,7 +4,7 @@ from pathlib import PurePosixPath
 from typing import Literal
 
 from ml.datasets.errors import IngestError
-from ml.datasets.options import Task
+from ml.tasks import Task, tasks_for
 
 Kind = Literal["image_zip", "text_csv", "text_jsonl"]
 
@@ -14,10 +14,10 @@ UPLOAD_KINDS: dict[str, Kind] = {
     ".jsonl": "text_jsonl",
     ".ndjson": "text_jsonl",
 }
-KIND_TASK: dict[Kind, Task] = {
-    "image_zip": "image_classification",
-    "text_csv": "text_classification",
-    "text_jsonl": "text_classification",
+KIND_MODALITY: dict[Kind, str] = {
+    "image_zip": "image",
+    "text_csv": "text",
+    "text_jsonl": "text",
 }
 SUPPORTED_IMAGES = "JPEG, PNG, WebP, BMP, GIF and TIFF"
 # The Pillow formats datasets and predictions open, so both accept the same files. Naming them
@@ -32,7 +32,7 @@ def extension(name: str) -> str:
 
 
 def upload_kind(filename: str, task: Task) -> Kind:
-    """The upload's kind from its file name, checked against the requested task."""
+    """The upload's kind from its file name, checked against the requested task's modality."""
     kind = UPLOAD_KINDS.get(extension(filename))
     if kind is None:
         raise IngestError(
@@ -41,16 +41,17 @@ def upload_kind(filename: str, task: Task) -> Kind:
             "(one folder per label, or a labels.csv), or a .csv / .jsonl of texts.",
             status=415,
         )
-    if KIND_TASK[kind] != task:
+    modality = KIND_MODALITY[kind]
+    if task.modality != modality:
+        fitting = " or ".join(t.name for t in tasks_for(modality))
         hint = (
-            "a .zip holds an image dataset: use task image_classification, "
-            "or upload texts as .csv / .jsonl"
+            f"a .zip holds an image dataset: use task {fitting}, or upload texts as .csv / .jsonl"
             if kind == "image_zip"
-            else "a .csv / .jsonl holds a text dataset: use task text_classification, "
+            else f"a .csv / .jsonl holds a text dataset: use task {fitting}, "
             "or upload images as a .zip"
         )
         raise IngestError(
-            "wrong_task", f"{filename!r} does not fit task {task!r}: {hint}.", field="task"
+            "wrong_task", f"{filename!r} does not fit task {task.name!r}: {hint}.", field="task"
         )
     return kind
 

@@ -1,28 +1,39 @@
 """Candidates from an image zip: one folder per label, or a labels.csv at the root."""
 
+import dataclasses
 import hashlib
 from pathlib import Path
 
 from ml.datasets.archive import ByteBudget, open_archive, read_entry
 from ml.datasets.formats import SUPPORTED_IMAGES, is_image_name
 from ml.datasets.images import verify_image
-from ml.datasets.labels import clean_label
 from ml.datasets.labels_csv import CsvLabels, read_labels_csv
 from ml.datasets.layout import ArchiveLayout, folder_label, plan_layout
 from ml.datasets.options import IngestLimits, IngestOptions
 from ml.datasets.records import Candidate, SkipExampleError, SkipLog
+from ml.datasets.task import missing_target, task_of
+from ml.tasks import Task
+from ml.tasks.base import Target
 
 
-def _labels(path: str, layout: ArchiveLayout, table: CsvLabels | None) -> tuple[str, ...]:
+def folder_target(task: Task, options: IngestOptions, folder: str) -> Target:
+    """A folder name is one whole target cell: "a|b/" is one label even in multilabel mode."""
+    return task.parse_target([folder], dataclasses.replace(options, multilabel=False))
+
+
+def _target(
+    path: str, layout: ArchiveLayout, table: CsvLabels | None, task: Task, options: IngestOptions
+) -> Target:
     if table is not None:
         return table.lookup(path, layout.prefix)
     folder = folder_label(path)
     if folder is None:
-        raise SkipExampleError(
-            "missing_label",
+        raise missing_target(
+            task,
+            options,
             "the image is not in a label folder: put it in a folder named after its label",
         )
-    return (clean_label(folder),)
+    return folder_target(task, options, folder)
 
 
 def _store_image(data: bytes, digest: str, extension: str, dataset_dir: Path) -> str:
@@ -39,13 +50,15 @@ def collect_images(
 ) -> list[Candidate]:
     """Verified image candidates; their bytes are written to ``dataset_dir/files/``."""
     (dataset_dir / "files").mkdir(exist_ok=True)
+    task = task_of(options)
+    columns = task.columns(options)
     budget = ByteBudget(limits.max_uncompressed_bytes)
     candidates = []
     with open_archive(upload, limits) as archive:
         layout = plan_layout(archive.infolist())
         table = None
         if layout.labels_csv is not None:
-            table = read_labels_csv(archive, layout, options, budget, skips)
+            table = read_labels_csv(archive, layout, task, options, budget, skips)
         seen: set[str] = set()
         for path, info in layout.files:
             try:
@@ -62,7 +75,7 @@ def collect_images(
                     raise SkipExampleError(
                         "unsupported_type", f"only {SUPPORTED_IMAGES} files are read"
                     )
-                labels = _labels(path, layout, table)
+                target = _target(path, layout, table, task, options)
                 data = read_entry(archive, info, budget, limits.max_file_bytes)
                 image = verify_image(data, limits.max_image_pixels)
             except SkipExampleError as error:
@@ -72,10 +85,11 @@ def collect_images(
             candidates.append(
                 Candidate(
                     source=info.filename,
-                    labels=labels,
+                    target=target,
                     key=digest,
                     file=_store_image(data, digest, image.extension, dataset_dir),
                     min_side=min(image.width, image.height),
+                    columns=columns,
                 )
             )
         if table is not None:

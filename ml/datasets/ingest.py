@@ -13,6 +13,8 @@ from ml.datasets.manifest import build_manifest, encode_manifest
 from ml.datasets.options import IngestLimits, IngestOptions
 from ml.datasets.preflight import preflight
 from ml.datasets.records import SkipLog
+from ml.datasets.store import manifest_names
+from ml.datasets.task import task_of
 from ml.datasets.text_source import collect_texts
 
 
@@ -22,6 +24,7 @@ class IngestResult:
     path: Path  # datasets_root / sha256
     manifest: dict[str, Any]  # as in docs/architecture.md
     report: dict[str, Any]  # the data-quality audit
+    names: tuple[str, ...]  # label names (classification) or target names (regression)
 
 
 def _freeze(directory: Path) -> None:
@@ -52,6 +55,7 @@ def ingest(
     a failure at any point leaves nothing in ``datasets_root``.
     """
     kind = preflight(upload, options, limits)
+    task = task_of(options)
     scratch.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="ingest-", dir=scratch))
     try:
@@ -60,8 +64,8 @@ def ingest(
             candidates = collect_images(upload, options, limits, work, skips)
         else:
             candidates = collect_texts(upload, kind, options, limits, skips)
-        kept, report = audit(candidates, skips, limits)
-        manifest = build_manifest(options.task, options.multilabel, kept)
+        kept, report = audit(task, candidates, skips, limits)
+        manifest = build_manifest(task, options, kept)
         payload, sha256 = encode_manifest(manifest)
         (work / "manifest.json").write_bytes(payload)
         _freeze(work)
@@ -70,4 +74,5 @@ def ingest(
         _publish(work, target)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    return IngestResult(sha256=sha256, path=target, manifest=manifest, report=report)
+    names = tuple(manifest_names(manifest))
+    return IngestResult(sha256=sha256, path=target, manifest=manifest, report=report, names=names)

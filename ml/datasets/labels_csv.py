@@ -1,4 +1,4 @@
-"""labels.csv in an image zip: which labels each listed file has."""
+"""labels.csv in an image zip: which target (labels, or numbers) each listed file has."""
 
 import io
 import unicodedata
@@ -6,12 +6,14 @@ import zipfile
 
 from ml.datasets.archive import ByteBudget, read_entry
 from ml.datasets.errors import IngestError
-from ml.datasets.labels import parse_labels
 from ml.datasets.layout import LABELS_CSV, ArchiveLayout
 from ml.datasets.options import IngestOptions
 from ml.datasets.records import SkipExampleError, SkipLog
 from ml.datasets.tabular import Columns, csv_records
+from ml.datasets.task import missing_target, target_field
 from ml.datasets.textfile import utf8_lines
+from ml.tasks import Task
+from ml.tasks.base import Target
 
 # labels.csv rows are short names; a longer line is a broken file, not a dataset.
 _MAX_LINE_BYTES = 64 * 1024
@@ -24,29 +26,30 @@ def _path_key(name: str) -> str:
 class CsvLabels:
     """labels.csv's rows by file, matched to zip names despite backslashes, './' and NFC/NFD."""
 
-    def __init__(self, where: str) -> None:
+    def __init__(self, where: str, task: Task, options: IngestOptions) -> None:
         self.where = where
-        self.labels: dict[str, tuple[str, ...]] = {}
+        self.task = task
+        self.options = options
+        self.targets: dict[str, Target] = {}
         self.lines: dict[str, int] = {}
 
-    def add(self, key: str, line: int, labels: tuple[str, ...], multilabel: bool) -> None:
-        known = self.labels.get(key)
+    def add(self, key: str, line: int, target: Target) -> None:
+        known = self.targets.get(key)
         if known is None:
-            self.labels[key], self.lines[key] = labels, line
-        elif multilabel:  # one row per (file, label) pair is a common multilabel layout
-            self.labels[key] = tuple(sorted({*known, *labels}))
-        elif labels != known:
+            self.targets[key], self.lines[key] = target, line
+            return
+        try:  # one row per (file, label) pair is a common multilabel layout
+            self.targets[key] = self.task.merge_targets(known, target, self.options)
+        except SkipExampleError as error:
             raise SkipExampleError(
-                "invalid_label",
-                f"{key!r} already has label {known[0]!r} (line {self.lines[key]}); "
-                "use multilabel=true to give an image several labels",
-            )
+                error.reason, f"{key!r} is listed on line {self.lines[key]} too: {error.detail}"
+            ) from error
 
-    def lookup(self, path: str, prefix: str) -> tuple[str, ...]:
+    def lookup(self, path: str, prefix: str) -> Target:
         for key in (_path_key(path), _path_key(prefix + path)):
-            if key in self.labels:
-                return self.labels[key]
-        raise SkipExampleError("missing_label", f"the image is not listed in {LABELS_CSV}")
+            if key in self.targets:
+                return self.targets[key]
+        raise missing_target(self.task, self.options, f"the image is not listed in {LABELS_CSV}")
 
     def report_missing(self, layout: ArchiveLayout, skips: SkipLog) -> None:
         """Skip rows naming no file in the zip (a row naming a non-image is skipped with it)."""
@@ -60,9 +63,23 @@ class CsvLabels:
                 )
 
 
+def labels_csv_columns(where: str, task: Task, options: IngestOptions) -> Columns:
+    targets = task.columns(options)
+    field = target_field(task)
+    header = ",".join(("filename", *targets))
+    return Columns(
+        names=("filename", *targets),
+        fields=("file", *(field for _ in targets)),
+        where=where,
+        hint=f"{LABELS_CSV} needs a header row {header!r} ({field} names the other column"
+        f"{'s' if len(targets) > 1 else ''}).",
+    )
+
+
 def read_labels_csv(
     archive: zipfile.ZipFile,
     layout: ArchiveLayout,
+    task: Task,
     options: IngestOptions,
     budget: ByteBudget,
     skips: SkipLog,
@@ -76,21 +93,14 @@ def read_labels_csv(
         raise IngestError(
             "bad_labels_csv", f"{where} cannot be read: {error.detail}.", status=400
         ) from error
-    columns = Columns(
-        names=("filename", options.label_column),
-        fields=("file", "label_column"),
-        where=where,
-        hint=f"{LABELS_CSV} needs a header row 'filename,{options.label_column}' "
-        "(label_column names the label column).",
-    )
-    table = CsvLabels(where)
+    table = CsvLabels(where, task, options)
     lines = utf8_lines(io.BytesIO(data), where, _MAX_LINE_BYTES)
-    for line, (filename, label_value) in csv_records(lines, columns, skips):
+    columns = labels_csv_columns(where, task, options)
+    for line, (filename, *cells) in csv_records(lines, columns, skips):
         try:
             if not filename or not filename.strip():
                 raise SkipExampleError("missing_file", "the filename is empty")
-            labels = parse_labels(label_value, options.multilabel)
-            table.add(_path_key(filename), line, labels, options.multilabel)
+            table.add(_path_key(filename), line, task.parse_target(cells, options))
         except SkipExampleError as error:
             skips.add_error(f"{where} line {line}", error)
     return table

@@ -1,10 +1,10 @@
 """Where the images and their labels are in an image zip, decided from entry names alone."""
 
+import unicodedata
 import zipfile
 from dataclasses import dataclass
 
 from ml.datasets.formats import is_image_name
-from ml.datasets.labels import normalize_label
 
 LABELS_CSV = "labels.csv"
 _JUNK_NAMES = frozenset({"__MACOSX", "Thumbs.db", "desktop.ini"})
@@ -49,13 +49,17 @@ def plan_layout(infos: list[zipfile.ZipInfo]) -> ArchiveLayout:
 
 
 def folder_label(relative_path: str) -> str | None:
-    """The label a folder-per-label zip gives a file: its top folder (None at the root)."""
+    """The target cell a folder-per-label zip gives a file: its top folder (None at the root).
+
+    macOS zips store folder names decomposed (NFD) while typed text is composed (NFC): without
+    normalizing, "café/" and a CSV's "café" would be two labels.
+    """
     parts = relative_path.split("/")
-    return normalize_label(parts[0]) if len(parts) > 1 else None
+    return unicodedata.normalize("NFC", parts[0]).strip() if len(parts) > 1 else None
 
 
 def image_folder_labels(layout: ArchiveLayout) -> set[str]:
-    """Labels of the image files in a folder-per-label layout (names only, nothing decoded)."""
+    """Folder names of the image files in a folder-per-label layout (nothing decoded)."""
     return {
         label
         for path, _ in layout.files

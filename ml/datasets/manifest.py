@@ -2,9 +2,11 @@
 
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Sequence
 
+from ml.datasets.options import IngestOptions
 from ml.datasets.records import Candidate
+from ml.tasks import Task
 
 FORMAT = "hone.dataset/1"
 
@@ -14,22 +16,23 @@ def canonical_json(value: object) -> bytes:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
 
 
-def build_manifest(task: str, multilabel: bool, examples: Iterable[Candidate]) -> dict[str, object]:
+def build_manifest(
+    task: Task, options: IngestOptions, examples: Sequence[Candidate]
+) -> dict[str, object]:
+    """format, task, the task's header fields (classification: multilabel and labels;
+    regression: multilabel false and targets) and one row per example with its target."""
     rows: list[dict[str, object]] = []
-    labels: set[str] = set()
     for example in examples:
-        row: dict[str, object] = {"labels": list(example.labels), "source": example.source}
+        row: dict[str, object] = {**task.row_target(example.target), "source": example.source}
         if example.file is not None:
             row["file"] = example.file
         if example.text is not None:
             row["text"] = example.text
         rows.append(row)
-        labels.update(example.labels)
     return {
         "format": FORMAT,
-        "task": task,
-        "multilabel": multilabel,
-        "labels": sorted(labels),
+        "task": task.name,
+        **task.manifest_header(list(examples), options),
         "examples": rows,
     }
 

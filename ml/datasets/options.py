@@ -1,18 +1,19 @@
 """What the user asked for (options) and what the service tolerates (limits)."""
 
 from dataclasses import dataclass
-from typing import Literal
-
-Task = Literal["image_classification", "text_classification"]
 
 
 @dataclass(frozen=True)
 class IngestOptions:
-    task: Task
+    # A registered task's name (ml.tasks.task_names()); the task decides which columns hold
+    # the target and how a cell becomes one.
+    task: str
     filename: str  # the client's file name: only its extension is used
-    multilabel: bool = False
+    multilabel: bool = False  # classification only
     text_column: str = "text"
-    label_column: str = "label"
+    label_column: str = "label"  # classification: the column of the labels
+    # regression: the column of the numbers, or several separated by commas (one target each)
+    target_column: str = "target"
 
 
 @dataclass(frozen=True)

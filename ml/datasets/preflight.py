@@ -9,19 +9,41 @@ import io
 from pathlib import Path
 
 from ml.datasets.archive import open_archive
-from ml.datasets.audit import single_label_error
 from ml.datasets.errors import IngestError
 from ml.datasets.formats import SUPPORTED_IMAGES, Kind, is_image_name, upload_kind
+from ml.datasets.image_source import folder_target
 from ml.datasets.layout import LABELS_CSV, image_folder_labels, plan_layout
 from ml.datasets.options import IngestLimits, IngestOptions
-from ml.datasets.records import SkipExampleError
+from ml.datasets.records import Candidate, SkipExampleError, SkipLog
 from ml.datasets.tabular import check_keys, column_indexes, parse_json_object, text_columns
+from ml.datasets.task import target_field, task_of
 from ml.datasets.textfile import decode_head
+from ml.tasks import Task
 
 HEAD_BYTES = 64 * 1024
 
 
-def _check_zip(upload: Path, limits: IngestLimits) -> None:
+def _audit_folders(task: Task, options: IngestOptions, folders: set[str]) -> None:
+    """Audit the folder names as if each were one example: a single label, or folders that
+    name no target of this task (words for a regression task), fail here, before the upload
+    is stored. The folder audit's report describes folders, not examples: it is dropped."""
+    skips, candidates = SkipLog(), []
+    for folder in sorted(folders):
+        try:
+            target = folder_target(task, options, folder)
+        except SkipExampleError as error:
+            skips.add_error(f"{folder}/", error)
+            continue
+        candidates.append(Candidate(source=f"{folder}/", target=target, key=folder))
+    try:
+        task.audit(candidates, skips, IngestLimits(min_examples_per_label=1))
+    except IngestError as error:
+        raise IngestError(
+            error.code, error.message, field=error.field, status=error.status
+        ) from error
+
+
+def _check_zip(upload: Path, task: Task, options: IngestOptions, limits: IngestLimits) -> None:
     with open_archive(upload, limits) as archive:
         layout = plan_layout(archive.infolist())
     if not any(is_image_name(path) for path, _ in layout.files):
@@ -31,24 +53,31 @@ def _check_zip(upload: Path, limits: IngestLimits) -> None:
         )
     if layout.labels_csv is not None:
         return
-    labels = image_folder_labels(layout)
-    if not labels:
+    columns = task.columns(options)
+    folders = image_folder_labels(layout)
+    header = ",".join(("filename", *columns))
+    if len(columns) > 1:
+        raise IngestError(
+            "missing_labels",
+            f"A folder name holds one value, and {target_field(task)} names {len(columns)} "
+            f"columns: add a {LABELS_CSV} with the header {header!r} at the zip's root.",
+        )
+    if not folders:
         raise IngestError(
             "missing_labels",
             "The images are not in label folders. Put each image in a folder named after its "
             f"label (cat/0001.jpg, dog/0002.jpg), or add a {LABELS_CSV} with columns "
-            "filename,label at the zip's root.",
+            f"{header} at the zip's root.",
         )
-    if len(labels) == 1:
-        raise single_label_error(labels.pop())
+    _audit_folders(task, options, folders)
 
 
-def _check_text(upload: Path, kind: Kind, options: IngestOptions) -> None:
+def _check_text(upload: Path, kind: Kind, task: Task, options: IngestOptions) -> None:
     with upload.open("rb") as stream:
         head = stream.read(HEAD_BYTES + 1)
     complete = len(head) <= HEAD_BYTES
     text = decode_head(head[:HEAD_BYTES], options.filename, complete=complete)
-    columns = text_columns(options)
+    columns = text_columns(options, task)
     if kind == "text_csv":
         # newline=None: \r-only (old Mac) files read like any other, as ingest reads them.
         column_indexes(next(csv.reader(io.StringIO(text, newline=None)), []), columns)
@@ -72,16 +101,19 @@ def _check_text(upload: Path, kind: Kind, options: IngestOptions) -> None:
 def preflight(upload: Path, options: IngestOptions, limits: IngestLimits) -> Kind:
     """Cheap structural checks: returns the kind ("image_zip" | "text_csv" | "text_jsonl").
 
-    Raises IngestError for an upload that can never become a dataset.
+    Raises IngestError for an upload that can never become a dataset (an unknown task, or
+    options the task refuses, included).
     """
-    kind = upload_kind(options.filename, options.task)
+    task = task_of(options)
+    task.columns(options)  # the task checks its options (target_column, multilabel)
+    kind = upload_kind(options.filename, task)
     size = upload.stat().st_size
     if size == 0:
         raise IngestError(
             "empty_upload", "The uploaded file is empty (0 bytes). Check the upload.", status=400
         )
     if kind == "image_zip":
-        _check_zip(upload, limits)
+        _check_zip(upload, task, options, limits)
         return kind
     if size > limits.max_uncompressed_bytes:
         raise IngestError(
@@ -90,5 +122,5 @@ def preflight(upload: Path, options: IngestOptions, limits: IngestLimits) -> Kin
             "Split the dataset.",
             status=413,
         )
-    _check_text(upload, kind, options)
+    _check_text(upload, kind, task, options)
     return kind

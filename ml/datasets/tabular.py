@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from ml.datasets.errors import IngestError
 from ml.datasets.options import IngestOptions
 from ml.datasets.records import SkipExampleError, SkipLog
+from ml.datasets.task import target_field
+from ml.tasks import Task
 
 
 @dataclass(frozen=True)
@@ -28,13 +30,16 @@ class Columns:
         )
 
 
-def text_columns(options: IngestOptions) -> Columns:
+def text_columns(options: IngestOptions, task: Task) -> Columns:
+    """The text column, then the task's target column(s)."""
+    targets = task.columns(options)
+    field = target_field(task)
     return Columns(
-        names=(options.text_column, options.label_column),
-        fields=("text_column", "label_column"),
+        names=(options.text_column, *targets),
+        fields=("text_column", *(field for _ in targets)),
         where=options.filename,
-        hint="Choose the columns with the text_column and label_column fields "
-        f"(now {options.text_column!r} and {options.label_column!r}).",
+        hint=f"Choose the columns with the text_column and {field} fields "
+        f"(now {options.text_column!r} and {', '.join(repr(name) for name in targets)}).",
     )
 
 

@@ -3,10 +3,10 @@
 from pathlib import Path
 
 from ml.datasets.formats import Kind
-from ml.datasets.labels import parse_labels
 from ml.datasets.options import IngestLimits, IngestOptions
 from ml.datasets.records import Candidate, SkipExampleError, SkipLog
 from ml.datasets.tabular import csv_records, jsonl_records, text_columns
+from ml.datasets.task import task_of
 from ml.datasets.textfile import utf8_lines
 from ml.text_input import TextRejected, clean_text
 
@@ -26,7 +26,9 @@ def normalize_text(text: str) -> str:
 def collect_texts(
     upload: Path, kind: Kind, options: IngestOptions, limits: IngestLimits, skips: SkipLog
 ) -> list[Candidate]:
-    columns = text_columns(options)
+    task = task_of(options)
+    columns = text_columns(options, task)
+    target_columns = columns.names[1:]
     candidates = []
     with upload.open("rb") as stream:
         lines = utf8_lines(stream, options.filename, max_line_bytes(limits))
@@ -35,11 +37,11 @@ def collect_texts(
             if kind == "text_csv"
             else jsonl_records(lines, columns, skips)
         )
-        for line, (text_value, label_value) in records:
+        for line, (text_value, *target_cells) in records:
             source = f"line {line}"
             try:
                 text = clean_text(text_value, limits.max_text_chars)
-                labels = parse_labels(label_value, options.multilabel)
+                target = task.parse_target(target_cells, options)
             except TextRejected as error:
                 skips.add(source, error.reason, error.detail)
                 continue
@@ -47,6 +49,12 @@ def collect_texts(
                 skips.add_error(source, error)
                 continue
             candidates.append(
-                Candidate(source=source, labels=labels, key=normalize_text(text), text=text)
+                Candidate(
+                    source=source,
+                    target=target,
+                    key=normalize_text(text),
+                    text=text,
+                    columns=target_columns,
+                )
             )
     return candidates

@@ -1,8 +1,9 @@
 """The forward pass behind a Predictor: eager torch, torch.compile, or an ONNX Runtime session.
 
 Every backend takes the same batch, a dict of numpy arrays named like the ONNX graph's inputs
-(``pixel_values``; ``input_ids``, ``attention_mask``, ``token_type_ids``), and returns float32
-logits of shape [n, num_labels].
+(``pixel_values``; ``input_ids``, ``attention_mask``, ``token_type_ids``), and returns the
+model's float32 raw outputs of shape [n, num_outputs] (a classifier's logits, a regressor's
+standardised values: the task's serving head reads them).
 """
 
 import inspect

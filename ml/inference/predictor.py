@@ -3,12 +3,12 @@
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
-from ml.artifacts import CONFIG_FILE, FORMAT, HF_DIR, load_artifact
+from ml.artifacts import CONFIG_FILE, FORMAT, HF_DIR, artifact_task, load_artifact
 from ml.inference.backends import (
     Backend,
     Batch,
@@ -19,11 +19,10 @@ from ml.inference.backends import (
 from ml.inference.errors import RuntimeUnavailable
 from ml.inference.images import DEFAULT_MAX_PIXELS, ImagePreprocessor
 from ml.inference.onnx_export import ONNX_FILES
-from ml.inference.outputs import calibrated_probabilities, format_predictions, resolve_thresholds
 from ml.inference.texts import DEFAULT_MAX_LENGTH, TextPreprocessor
 from ml.inference.threads import configure_threads
+from ml.tasks import Modality, PredictOptions, ServingHead, Task
 
-Modality = Literal["image", "text"]
 RUNTIMES = ("torch", "torch_compile", "onnx_fp32", "onnx_int8")
 DEFAULT_RUNTIME = "torch"
 # Beyond the weights: runtime arenas, activations of a small batch, the tokenizer. A rough
@@ -34,31 +33,34 @@ _OVERHEAD_BYTES = 16 * 1024**2
 
 class Predictor:
     """One model version. ``preprocess`` and ``forward`` are meant to run off the event loop;
-    one thread at a time (the batcher's) calls them."""
+    one thread at a time (the batcher's) calls them. What the raw outputs mean is the task's
+    serving head's business: ``postprocess`` and ``format`` only hand them over."""
 
     def __init__(
         self,
         *,
-        labels: list[str],
-        multilabel: bool,
-        modality: Modality,
+        task: Task,
+        head: ServingHead,
         runtime: str,
-        temperature: float,
-        thresholds: Any,
         preprocessor: ImagePreprocessor | TextPreprocessor,
         backend: Backend,
     ) -> None:
-        if temperature <= 0:
-            raise ValueError(f"temperature must be positive, got {temperature}")
-        self.labels = labels
-        self.multilabel = multilabel
-        self.modality: Modality = modality
+        self.task = task
+        self.head = head
         self.runtime = runtime
-        self.temperature = temperature
-        self.thresholds = resolve_thresholds(thresholds, labels) if multilabel else None
         self.memory_bytes = int(backend.memory_bytes * _OVERHEAD_FACTOR) + _OVERHEAD_BYTES
         self._preprocessor = preprocessor
         self._backend = backend
+
+    @property
+    def modality(self) -> Modality:
+        return self.task.modality
+
+    @property
+    def names(self) -> list[str]:
+        """What the outputs are: labels (classification) or target names (regression)."""
+        names: list[str] = self.head.names
+        return names
 
     def preprocess(self, inputs: Sequence[bytes] | Sequence[str]) -> Batch:
         """Decode/tokenize a batch; InputError names the first unusable input by index."""
@@ -67,19 +69,27 @@ class Predictor:
         return self._preprocessor(inputs)
 
     def forward(self, batch: Batch) -> np.ndarray:
-        """Logits [n, num_labels] (float32)."""
+        """Raw outputs [n, num_outputs] (float32): logits, or standardised values."""
         return self._backend(batch)
 
-    def probabilities(self, logits: np.ndarray) -> np.ndarray:
-        """Temperature-calibrated probabilities (sigmoid per label when multi-label)."""
-        return calibrated_probabilities(logits, self.temperature, self.multilabel)
+    def postprocess(self, raw: np.ndarray) -> np.ndarray:
+        """Calibrated probabilities, or values on the targets' own scale."""
+        return self.head.postprocess(raw)
 
-    def format(self, probs: np.ndarray, top_k: int) -> list[dict[str, Any]]:
-        return format_predictions(probs, self.labels, top_k, self.thresholds)
+    def check(self, options: PredictOptions) -> None:
+        """ValueError (its message is for the client) when this model cannot answer options."""
+        self.head.check(options)
 
-    def predict(self, inputs: Sequence[bytes] | Sequence[str], top_k: int) -> list[dict[str, Any]]:
+    def format(self, values: np.ndarray, options: PredictOptions) -> list[dict[str, Any]]:
+        return self.head.format(values, options)
+
+    def predict(
+        self, inputs: Sequence[bytes] | Sequence[str], options: PredictOptions | None = None
+    ) -> list[dict[str, Any]]:
         """All four steps at once, for callers that do their own batching."""
-        return self.format(self.probabilities(self.forward(self.preprocess(inputs))), top_k)
+        options = options or PredictOptions()
+        self.check(options)
+        return self.format(self.postprocess(self.forward(self.preprocess(inputs))), options)
 
 
 def read_config(artifact_dir: Path) -> dict[str, Any]:
@@ -87,13 +97,6 @@ def read_config(artifact_dir: Path) -> dict[str, Any]:
     if config.get("format") != FORMAT:
         raise ValueError(f"{artifact_dir} is not a {FORMAT} artifact")
     return config
-
-
-def modality_of(config: dict[str, Any]) -> Modality:
-    if "modality" in config:
-        modality: Modality = config["modality"]
-        return modality
-    return "image" if config["library"] == "timm" else "text"
 
 
 def load_predictor(
@@ -111,6 +114,7 @@ def load_predictor(
     load in a process sets it (default: every core the process may use).
     """
     config = read_config(artifact_dir)
+    task = artifact_task(config, artifact_dir)  # before anything is built: a clear error
     runtime = runtime or config.get("runtime") or DEFAULT_RUNTIME
     if device.startswith("cuda") and runtime in ONNX_FILES and not cuda_provider_available():
         # The recorded choice was measured on a CPU; on a GPU without ONNX Runtime's CUDA
@@ -128,7 +132,7 @@ def load_predictor(
         if not path.is_file():
             raise RuntimeUnavailable(f"{artifact_dir} has no {path.name} for runtime {runtime}")
         backend = OnnxBackend(path, threads=threads or torch_threads, device=device)
-        if modality_of(config) == "text":
+        if task.modality == "text":
             tokenizer = AutoTokenizer.from_pretrained(artifact_dir / HF_DIR, local_files_only=True)
     else:
         raise RuntimeUnavailable(f"unknown runtime {runtime!r}; known: {list(RUNTIMES)}")
@@ -143,8 +147,11 @@ def predictor_from_parts(
     runtime: str,
     max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> Predictor:
-    """A Predictor over an already-built backend, configured from the artifact's config.json."""
-    modality = modality_of(config)
+    """A Predictor over an already-built backend, configured from the artifact's config.json:
+    the task it names (ValueError if it names none that is registered) gives the modality and
+    the serving head."""
+    task = artifact_task(config)
+    modality = task.modality
     preprocessing = config.get("preprocessing") or {}
     preprocessor: ImagePreprocessor | TextPreprocessor
     if modality == "image":
@@ -155,12 +162,9 @@ def predictor_from_parts(
         max_length = int(preprocessing.get("max_length", DEFAULT_MAX_LENGTH))
         preprocessor = TextPreprocessor(tokenizer, max_length)
     return Predictor(
-        labels=list(config["labels"]),
-        multilabel=bool(config.get("multilabel", False)),
-        modality=modality,
+        task=task,
+        head=task.serving_head(config),
         runtime=runtime,
-        temperature=float(config.get("temperature") or 1.0),
-        thresholds=config.get("thresholds"),
         preprocessor=preprocessor,
         backend=backend,
     )

@@ -22,6 +22,7 @@ from ml.inference.backends import Backend, Batch, OnnxBackend, TorchBackend
 from ml.inference.onnx_export import ONNX_FILES, export_onnx, quantize_int8
 from ml.inference.predictor import Predictor, predictor_from_parts, read_config
 from ml.inference.threads import configure_threads
+from ml.tasks import ServingHead
 
 DEFAULT_CANDIDATES = ("torch", "onnx_fp32", "onnx_int8")
 BASELINE = "torch"
@@ -34,20 +35,22 @@ _EXPORT_TEXTS = ["ok", "a longer sentence, so that the export sample holds some 
 def prepare_serving(
     artifact_dir: Path,
     val_inputs: Sequence[bytes] | Sequence[str],
-    val_labels: Sequence[int] | None,
+    val_truth: Sequence[Any] | None,
     *,
     candidates: Sequence[str] = DEFAULT_CANDIDATES,
     max_accuracy_drop: float = 0.005,
-    max_prob_diff: float = 0.05,
+    max_abs_diff: float = 0.05,
     max_examples: int = 256,
 ) -> dict[str, Any]:
     """Export ONNX files next to model.safetensors, measure every candidate, pick, record.
 
-    ``val_labels`` are label indices of single-label models (None for multi-label models or
-    unlabelled inputs: agreement with torch then stands in for accuracy). A candidate that
-    fails to export or run is skipped with its reason; torch is the fallback choice.
-    Writes ``runtime`` and ``runtime_report`` into config.json (atomically) and returns the
-    report.
+    ``val_truth`` is what the task's head scores accuracy against (label indices of a
+    single-label classifier); None where there is no accuracy (multi-label, regression,
+    unlabelled inputs): agreement with torch then stands in for it. ``max_abs_diff`` bounds
+    how far a candidate's postprocessed values may be from torch's: in probability for
+    classifiers, in standard deviations of each target for regression. A candidate that fails
+    to export or run is skipped with its reason; torch is the fallback choice. Writes
+    ``runtime`` and ``runtime_report`` into config.json (atomically) and returns the report.
     """
     if not val_inputs:
         raise ValueError("prepare_serving needs at least one validation input")
@@ -60,9 +63,7 @@ def prepare_serving(
     count = min(max_examples, len(val_inputs))
     picked = np.unique(np.linspace(0, len(val_inputs) - 1, count).round().astype(int))
     inputs = [val_inputs[int(i)] for i in picked]
-    labels = None
-    if val_labels is not None and not baseline.multilabel:
-        labels = np.asarray([val_labels[int(i)] for i in picked])
+    truth = None if val_truth is None else [val_truth[int(i)] for i in picked]
     batches = _ValidationBatches(baseline, inputs)
     reference = _evaluate(baseline, batches)
     sample = _export_sample(baseline, inputs)
@@ -73,17 +74,17 @@ def prepare_serving(
                 result = reference
             else:
                 result = _evaluate(_load(runtime, artifact, sample, threads), batches)
-            results[runtime] = _compare(result, reference, labels)
+            results[runtime] = _compare(baseline.head, result, reference, truth)
         except Exception as exc:  # an export problem must never fail the job
             results[runtime] = {"status": "skipped", "reason": f"{type(exc).__name__}: {exc}"}
-    chosen, reason = _choose(results, candidates, max_accuracy_drop, max_prob_diff)
+    chosen, reason = _choose(results, candidates, max_accuracy_drop, max_abs_diff)
     report = {
         "chosen": chosen,
         "reason": reason,
         "baseline": BASELINE,
         "examples": len(inputs),
         "threads": threads,
-        "criteria": {"max_accuracy_drop": max_accuracy_drop, "max_prob_diff": max_prob_diff},
+        "criteria": {"max_accuracy_drop": max_accuracy_drop, "max_abs_diff": max_abs_diff},
         "candidates": results,
     }
     _rewrite_config(artifact_dir, {"runtime": chosen, "runtime_report": report})
@@ -143,22 +144,15 @@ def _export_sample(predictor: Predictor, inputs: list[Any]) -> Batch:
 
 def _evaluate(predictor: Predictor, batches: _ValidationBatches) -> dict[str, Any]:
     # The full pass comes first and doubles as warm-up (session allocations, compilation).
-    probs = np.concatenate([predictor.probabilities(predictor.forward(b)) for b in batches.all])
+    values = np.concatenate([predictor.postprocess(predictor.forward(b)) for b in batches.all])
     predictor.forward(batches.eights[0])
     return {
-        "probs": probs,
-        "decisions": _decisions(predictor, probs),
+        "values": values,
         "latency_ms": {
             "batch_1": _median_ms(predictor, batches.singles),
             "batch_8": _median_ms(predictor, batches.eights),
         },
     }
-
-
-def _decisions(predictor: Predictor, probs: np.ndarray) -> np.ndarray:
-    if predictor.thresholds is not None:
-        return probs >= predictor.thresholds
-    return probs.argmax(axis=1)
 
 
 def _median_ms(predictor: Predictor, batches: list[Batch]) -> float:
@@ -171,17 +165,18 @@ def _median_ms(predictor: Predictor, batches: list[Batch]) -> float:
 
 
 def _compare(
-    result: dict[str, Any], reference: dict[str, Any], labels: np.ndarray | None
+    head: ServingHead,
+    result: dict[str, Any],
+    reference: dict[str, Any],
+    truth: Sequence[Any] | None,
 ) -> dict[str, Any]:
-    decisions, reference_decisions = result["decisions"], reference["decisions"]
-    same = decisions == reference_decisions
-    agreement = same.all(axis=1) if same.ndim == 2 else same
+    """The candidate's latency and how its answers compare with torch's (``agreement``,
+    ``max_abs_diff``), by the task's own measure."""
     return {
         "status": "ok",
         "latency_ms": result["latency_ms"],
-        "accuracy": None if labels is None else float((decisions == labels).mean()),
-        "agreement": float(agreement.mean()),
-        "max_abs_prob_diff": float(np.abs(result["probs"] - reference["probs"]).max()),
+        "accuracy": head.accuracy(result["values"], truth),
+        **head.compare(result["values"], reference["values"]),
     }
 
 
@@ -189,7 +184,7 @@ def _choose(
     results: dict[str, dict[str, Any]],
     candidates: Sequence[str],
     max_accuracy_drop: float,
-    max_prob_diff: float,
+    max_abs_diff: float,
 ) -> tuple[str, str]:
     """The lowest batch-1 latency among candidates that keep torch's answers.
 
@@ -206,7 +201,7 @@ def _choose(
             result["eligible"] = result["accuracy"] >= base["accuracy"] - max_accuracy_drop
         else:
             result["eligible"] = result["agreement"] >= 1 - max_accuracy_drop
-        result["eligible"] = result["eligible"] and result["max_abs_prob_diff"] <= max_prob_diff
+        result["eligible"] = result["eligible"] and result["max_abs_diff"] <= max_abs_diff
         if result["eligible"]:
             eligible.append(runtime)
     if not eligible:

@@ -9,6 +9,7 @@ import torch
 from transformers import PreTrainedTokenizerBase
 
 from ml.datasets.store import StoredDataset
+from ml.tasks import get_task
 from ml.training.images import CachedImages, ImageLoader, cache_images
 from ml.training.loader import Loader
 from ml.training.text import CachedTokens, TextLoader, cache_tokens
@@ -24,7 +25,7 @@ def prepare_inputs(
     check: Callable[[], None] | None = None,
 ) -> CachedInputs:
     """Decoded images or token ids for every example, from the cache (filled on first use)."""
-    if dataset.task == "text_classification":
+    if get_task(dataset.task).modality == "text":
         if tokenizer is None:
             raise ValueError("a text dataset needs the backbone's tokenizer")
         return cache_tokens(dataset, tokenizer, preprocessing["max_length"], cache_dir, check)

@@ -6,7 +6,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from ml.calibration import expected_calibration_error, fit_temperature, probabilities
+from ml.calibration import (
+    choose_temperature,
+    diagram_ece,
+    ece_bins,
+    probabilities,
+    reliability,
+)
 from ml.device import autocast
 from ml.metrics import best_thresholds, multilabel_metrics, single_label_metrics
 from ml.training.loader import Loader
@@ -73,22 +79,32 @@ def score(logits: torch.Tensor, targets: torch.Tensor, multilabel: bool) -> Scor
 def final_report(
     logits: torch.Tensor, targets: torch.Tensor, labels: Sequence[str], multilabel: bool
 ) -> tuple[dict[str, Any], float, list[float] | None]:
-    """(metrics, temperature, thresholds) of the chosen model on validation.
+    """(metrics, temperature, thresholds) of the kept model from its held-out logits.
 
-    The temperature is fitted first; multi-label thresholds are then chosen on the calibrated
-    probabilities, which is what serving compares them with.
+    The temperature is cross-validated first (served only where it lowers held-out NLL);
+    multi-label thresholds are then chosen on the calibrated probabilities, which is what
+    serving compares them with. The reliability diagram before and after is for the dashboard.
     """
-    temperature = fit_temperature(logits, targets, multilabel=multilabel)
+    choice = choose_temperature(logits, targets, multilabel=multilabel)
+    temperature = choice.temperature
     truth, pred, thresholds = _decide(logits, targets, multilabel, temperature)
     metrics = _metrics(truth, pred, labels)
     metrics["val_loss"] = validation_loss(logits, targets, multilabel)
+    before = reliability(probabilities(logits, 1.0, multilabel), targets, multilabel=multilabel)
+    after = reliability(
+        probabilities(logits, temperature, multilabel), targets, multilabel=multilabel
+    )
     metrics["calibration"] = {
         "temperature": temperature,
-        "ece_before": expected_calibration_error(
-            probabilities(logits, 1.0, multilabel), targets, multilabel=multilabel
-        ),
-        "ece_after": expected_calibration_error(
-            probabilities(logits, temperature, multilabel), targets, multilabel=multilabel
-        ),
+        "applied": choice.applied,
+        "fitted_temperature": choice.fitted,
+        "folds": choice.folds,
+        "nll_before": choice.nll_before,
+        "nll_after": choice.nll_after,
+        "nll_scaled": choice.nll_scaled,
+        "ece_before": diagram_ece(before),
+        "ece_after": diagram_ece(after),
+        "bins": ece_bins(logits.numel() if multilabel else len(logits)),
     }
+    metrics["reliability"] = {"before": before, "after": after}
     return metrics, temperature, thresholds

@@ -6,10 +6,9 @@ import numpy as np
 import torch
 
 from ml.datasets.store import StoredDataset, load_dataset
-from ml.training.outcome import TASK_OF
+from ml.tasks import Task, get_task
 from ml.training.spec import TrainHooks, TrainSpec
-from ml.training.split import stratified_split, validation_fraction
-from ml.training.targets import encode_targets, label_matrix
+from ml.training.split import validation_fraction
 
 # Fewer validation examples than this (or than two per label) make selection a coin toss.
 _SMALL_VALIDATION = 10
@@ -19,6 +18,8 @@ _SMALL_VALIDATION = 10
 class JobData:
     """The examples a job trains and validates on, as rows into cached inputs."""
 
+    task: Task
+    names: list[str]  # labels, or target names: one per output of the head
     train_set: StoredDataset
     val_set: StoredDataset  # the training set itself unless a validation dataset was given
     targets: torch.Tensor
@@ -26,20 +27,27 @@ class JobData:
     train_rows: np.ndarray
     val_rows: np.ndarray
 
+    @property
+    def separate_validation(self) -> bool:
+        return self.val_set is not self.train_set
+
 
 def load_job_data(spec: TrainSpec, hooks: TrainHooks) -> JobData:
     """Load the job's dataset(s) and decide which rows train and which validate."""
     train_set = load_dataset(spec.dataset_dir)
-    if train_set.task != TASK_OF[spec.backbone.modality]:
-        raise ValueError(f"backbone {spec.backbone.id!r} cannot learn a {train_set.task} task")
-    labels, multilabel = train_set.labels, train_set.multilabel
-    targets = encode_targets(train_set.examples, labels, multilabel)
+    task = get_task(train_set.task)
+    if task.modality != spec.backbone.modality:
+        raise ValueError(f"backbone {spec.backbone.id!r} cannot learn a {task.name} task")
+    names = task.names(train_set)
+    targets = task.encode(train_set, names)
     if spec.validation_dataset_dir is not None:
         val_set = load_dataset(spec.validation_dataset_dir)
-        if val_set.task != train_set.task or val_set.multilabel != multilabel:
+        if val_set.task != train_set.task or val_set.multilabel != train_set.multilabel:
             raise ValueError("the validation dataset is not of the training dataset's kind")
-        val_targets = encode_targets(val_set.examples, labels, multilabel)
+        val_targets = task.encode(val_set, names)
         split = JobData(
+            task,
+            names,
             train_set,
             val_set,
             targets,
@@ -49,9 +57,9 @@ def load_job_data(spec: TrainSpec, hooks: TrainHooks) -> JobData:
         )
     else:
         fraction = validation_fraction(len(targets), spec.validation_split)
-        rows = stratified_split(label_matrix(targets, len(labels)), fraction, spec.seed)
-        split = JobData(train_set, train_set, targets, targets, *rows)
-    if len(split.val_rows) < max(_SMALL_VALIDATION, 2 * len(labels)):
+        train_rows, val_rows = task.split(targets, fraction, spec.seed)
+        split = JobData(task, names, train_set, train_set, targets, targets, train_rows, val_rows)
+    if len(split.val_rows) < max(_SMALL_VALIDATION, 2 * len(names)):
         hooks.event(
             "warn",
             f"the validation set has only {len(split.val_rows)} examples: its metrics are noisy",

@@ -11,10 +11,10 @@ import numpy as np
 import torch
 
 from ml.checkpoint import load_checkpoint, save_checkpoint
-from ml.training.evaluation import Score, predict, score_of, summarize
+from ml.tasks import Fitted, Task
+from ml.training.evaluation import predict
 from ml.training.loader import Loader
 from ml.training.loop import EpochProgress, build_optimizer, train_one_epoch
-from ml.training.loss import classification_loss
 from ml.training.reporting import Reporter
 from ml.training.spec import TrainHooks, TrainingStopped
 
@@ -72,8 +72,10 @@ class _Run:
         hp: dict[str, Any],
         baseline: Baseline | None,
         fingerprint: str,
+        task: Task,
     ) -> None:
         self.model = model
+        self.task = task
         self.train_loader = train_loader
         self.fingerprint = fingerprint
         self.optimizer = build_optimizer(
@@ -89,8 +91,8 @@ class _Run:
         self.loader_rng: torch.Tensor | None = None
 
     @property
-    def best_score(self) -> Score | None:
-        return score_of(self.best_summary) if self.best_summary else None
+    def best_score(self) -> tuple[float, ...] | None:
+        return self.task.score(self.best_summary) if self.best_summary else None
 
     def state(self) -> dict[str, Any]:
         return {
@@ -134,8 +136,8 @@ def fine_tune(
     hooks: TrainHooks,
     *,
     hp: dict[str, Any],
-    multilabel: bool,
-    class_weights: list[float] | None,
+    task: Task,
+    fitted: Fitted,
     baseline: Baseline | None,
     checkpoint_dir: Path,
     checkpoint_every_seconds: float,
@@ -147,7 +149,7 @@ def fine_tune(
     does. `fingerprint` ties checkpoints to the job's inputs: a checkpoint with another one is
     ignored rather than resumed into a different run.
     """
-    run = _Run(model, train_loader, hp, baseline, fingerprint)
+    run = _Run(model, train_loader, hp, baseline, fingerprint, task)
     resumed_from: int | None = None
     saved = load_checkpoint(checkpoint_dir)
     if saved is not None and saved.get("fingerprint") == fingerprint:
@@ -163,9 +165,7 @@ def fine_tune(
     steps_per_epoch = len(train_loader)
     total_steps = epochs * steps_per_epoch
     warmup_steps = round(hp["warmup_ratio"] * total_steps)
-    loss_fn = classification_loss(
-        multilabel, class_weights, hp.get("label_smoothing", 0.0), train_loader.device
-    )
+    loss_fn = task.loss(fitted, hp, train_loader.device)
     reporter = Reporter(hooks, epochs, steps_per_epoch)
     last_save = time.monotonic()
 
@@ -206,13 +206,13 @@ def fine_tune(
         run.loader_rng = None
         started = time.perf_counter()
         val = predict(model, val_loader, check)
-        summary = {"train_loss": run.progress.mean_loss} | summarize(*val, multilabel)
+        summary = {"train_loss": run.progress.mean_loss} | task.summarize(*val, fitted)
         reporter.eval_seconds = time.perf_counter() - started
         epoch = run.progress.epoch + 1
         run.history.append({"epoch": epoch, **summary})
         _epoch_event(hooks, epoch, epochs, summary)
         best = run.best_score
-        if best is None or score_of(summary) > best:
+        if best is None or task.score(summary) > best:
             run.best_summary, run.best_epoch, run.best_val = summary, epoch, val
             run.best_weights = cpu_state_dict(model)
             run.bad_epochs = 0

@@ -36,7 +36,17 @@ class _Range:
         return None
 
 
-FIELDS: dict[str, _Range] = {
+@dataclass(frozen=True)
+class Choice:
+    options: tuple[str, ...]
+
+    def check(self, value: Any) -> str | None:
+        if value in self.options:
+            return None
+        return f'must be one of {", ".join(repr(o) for o in self.options)} or "{AUTO}"'
+
+
+FIELDS: dict[str, _Range | Choice] = {
     "epochs": _Range(int, 1, 100),
     "batch_size": _Range(int, 1, 512),
     "learning_rate": _Range(float, 0, 1, low_open=True),  # the backbone's; the head gets more
@@ -47,9 +57,12 @@ FIELDS: dict[str, _Range] = {
     "image_size": _Range(int, 32, 1024),  # images only
     "label_smoothing": _Range(float, 0, 0.5, high_open=True),
     "freeze_batchnorm": _Range(bool),  # keep BatchNorm running statistics fixed while tuning
+    # Regression only: squared error, or Huber's (robust to a few wrong targets).
+    "loss": Choice(("mse", "huber")),
 }
 _TEXT_ONLY = {"max_length"}
 _IMAGE_ONLY = {"image_size", "freeze_batchnorm"}
+_TASK_ONLY = {"loss"}  # kept only where the task's defaults name them
 _FINE_TUNING_ONLY = {
     "epochs",
     "learning_rate",
@@ -112,12 +125,19 @@ def _auto_values(num_train: int, backbone: BackboneSpec, batch_size: int) -> dic
 
 
 def resolve_hyperparameters(
-    hp: Mapping[str, Any], *, method: str, num_train: int, backbone: BackboneSpec, device: str
+    hp: Mapping[str, Any],
+    *,
+    method: str,
+    num_train: int,
+    backbone: BackboneSpec,
+    device: str,
+    task_defaults: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Concrete values for every hyperparameter the backbone's modality uses.
+    """Concrete values for every hyperparameter the backbone's modality and the task use.
 
-    Values given by the client win; "auto" or missing ones come from the dataset size and the
-    backbone. Hyperparameters of the other modality are dropped.
+    Values given by the client win; "auto" or missing ones come from the dataset size, the
+    backbone and ``task_defaults`` (the task's own, e.g. regression's loss). Hyperparameters of
+    the other modality, and task hyperparameters this task does not have, are dropped.
     """
     given = {k: v for k, v in hp.items() if v != AUTO}
     if "batch_size" in given:
@@ -126,7 +146,11 @@ def resolve_hyperparameters(
         batch_size = (16 if backbone.modality == "text" else 32) * (2 if device == "cuda" else 1)
         batch_size = max(1, min(batch_size, num_train))
     resolved = {"batch_size": batch_size} | _auto_values(num_train, backbone, batch_size)
-    unused = _IMAGE_ONLY if backbone.modality == "text" else _TEXT_ONLY
+    task_defaults = task_defaults or {}
+    unused = (_IMAGE_ONLY if backbone.modality == "text" else _TEXT_ONLY) | (
+        _TASK_ONLY - task_defaults.keys()
+    )
+    resolved |= dict(task_defaults)
     resolved |= {k: v for k, v in given.items() if k not in unused}
     if method == "linear_probe":
         # The probe fits its head to convergence on frozen features and picks its own L2

@@ -9,17 +9,16 @@ from transformers import PreTrainedTokenizerBase
 from ml.backbones.spec import BackboneSpec
 from ml.training.text_classifier import POOLING
 
-TASK_OF = {"image": "image_classification", "text": "text_classification"}
-
 
 @dataclass
 class TrainOutcome:
     model: torch.nn.Module
     tokenizer: PreTrainedTokenizerBase | None
-    labels: list[str]
-    multilabel: bool
-    thresholds: list[float] | None  # multi-label: predict a label when its probability >= this
-    temperature: float  # divide logits by this before softmax / sigmoid
+    task: str  # the registered task's name
+    labels: list[str]  # label names, or target names for regression: one per output
+    # The task's own config fields: labels, multilabel, temperature, thresholds (classification);
+    # targets, target_scale, intervals, loss (regression).
+    task_config: dict[str, Any]
     metrics: dict[str, Any]
     hyperparameters: dict[str, Any]  # resolved
     method: str  # what ran and was kept: "linear_probe" | "lp_ft"
@@ -45,14 +44,11 @@ class TrainOutcome:
             described["pooling"] = POOLING
         return {
             "format": "hone.model/1",
-            "task": TASK_OF[backbone.modality],
+            "task": self.task,
             "modality": backbone.modality,
             "library": backbone.library,
             "backbone": described,
-            "labels": self.labels,
-            "multilabel": self.multilabel,
-            "thresholds": self.thresholds,
-            "temperature": self.temperature,
+            **self.task_config,
             "preprocessing": self.preprocessing,
             "method": self.method,
             "method_reason": self.method_reason,

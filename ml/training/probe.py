@@ -1,52 +1,89 @@
-"""Linear probe: a logistic-regression head fitted on frozen features, full batch, with LBFGS.
+"""Linear probe: a linear head fitted on frozen features, full batch, with LBFGS, cross-fitted.
 
 docs/measurements.md: on small datasets this beats a full fine-tune and takes seconds. The L2
-strength is chosen on validation (what tuning C by cross-validation did there), fitting from
-strong to weak regularisation with warm starts. The head drops into the model's own classifier
-layer, so serving needs nothing special.
+strength is chosen by k-fold cross-validation over every example: tuned on one 200-example
+split, the probe trailed a baseline whose C was tuned by 5-fold CV (bench/RESULTS.md). Every
+fold walks the grid from strong to weak regularisation with warm starts, in step, and the
+strength with the best score of the pooled out-of-fold outputs wins. Those outputs are honest
+validation outputs for every example (metrics, calibration); the head is then refitted on every
+example (what a probe version serves) and on the training rows alone (where fine-tuning starts,
+so that validation stays unseen by it). The loss and the score come from the task.
 
 Features are centred (folded back into the bias) but deliberately not rescaled per dimension:
 rescaling would turn near-constant features into huge weights, and fine-tuning starting from
 this head (LP-FT) moves those features far beyond their old spread, blowing up the logits.
-On raw features the L2 penalty itself keeps such weights small.
+On raw features the L2 penalty itself keeps such weights small. The mean is that of every
+example: it uses no targets, and with an unpenalised bias it moves no fit's predictions.
 """
 
 import contextlib
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from ml.device import torch_threads
-from ml.training.evaluation import Score
-from ml.training.loss import classification_loss
+from ml.tasks.base import LossFn, ProbeFit, Score
 from ml.training.model import classifier_layer
 
-# Candidate L2 strengths (on the mean loss), strongest first.
+# Candidate L2 strengths (on the mean loss of a fold's fitting rows), strongest first.
 L2_GRID = (1e-1, 3e-2, 1e-2, 3e-3, 1e-3, 3e-4, 1e-4, 3e-5, 1e-5)
-# Stop walking the grid after this many strengths in a row without a better validation score.
+# Stop walking the grid after this many strengths in a row without a better pooled score.
 _GRID_PATIENCE = 2
 _MAX_ITER = 500
 # Below this many feature values the probe's operations are too small to share between threads.
 _SINGLE_THREAD_ELEMENTS = 1 << 21
+MAX_FOLDS = 5
+
+Head = tuple[torch.Tensor, torch.Tensor]  # (weight [K, D], bias [K]) on centred features
+Split = tuple[np.ndarray, np.ndarray]  # (rows fitted on, rows held out)
+ScoreFn = Callable[[torch.Tensor, torch.Tensor], Score]
 
 
-@dataclass
-class ProbeFit:
-    weight: torch.Tensor  # [K, D], on the original (uncentred) features
-    bias: torch.Tensor  # [K]
-    l2: float
-    val_logits: torch.Tensor
-    score: Score
+def fold_count(num_rows: int) -> int:
+    """k for k-fold: 5, or one row per fold when there are fewer.
+
+    Not fewer for rare labels: the score pools every fold's outputs, so a fold without some
+    label costs nothing, and fewer folds would only shrink every fold's fitting rows.
+    """
+    if num_rows < 2:
+        raise ValueError("cross-fitting needs at least 2 examples")
+    return min(MAX_FOLDS, num_rows)
 
 
-def _fit(
-    x: torch.Tensor,
-    y: torch.Tensor,
-    start: tuple[torch.Tensor, torch.Tensor],
-    l2: float,
-    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
-) -> tuple[torch.Tensor, torch.Tensor]:
+def stratified_folds(labels: np.ndarray, k: int, seed: int) -> np.ndarray:
+    """A fold (0..k-1) per row of a boolean [N, K] label matrix, each label spread evenly.
+
+    Iterative stratification (Sechidis et al., 2011), greedy like ml.training.split: labels
+    are served rarest first, and each of a label's unplaced examples goes to the fold that still
+    wants most of that label (then the one that wants most examples). Multi-label examples count
+    towards every label they carry; rows without any label fill the emptiest folds.
+    """
+    num_rows = len(labels)
+    order = np.random.default_rng(seed).permutation(num_rows)
+    wanted = np.tile(labels.sum(axis=0) / k, (k, 1))  # [folds, labels]
+    room = np.full(k, num_rows / k)
+    fold = np.full(num_rows, -1)
+
+    def place(row: int, need: np.ndarray) -> None:
+        neediest = need >= need.max() - 1e-9
+        chosen = int(np.argmax(np.where(neediest, room, -np.inf)))
+        fold[row] = chosen
+        wanted[chosen] -= labels[row]
+        room[chosen] -= 1
+
+    for label in np.argsort(labels.sum(axis=0), kind="stable"):
+        for row in order[labels[order, label]]:
+            if fold[row] < 0:
+                place(int(row), wanted[:, label].copy())
+    for row in order[fold[order] < 0]:
+        place(int(row), np.zeros(k))
+    return fold
+
+
+def _fit(x: torch.Tensor, y: torch.Tensor, start: Head, l2: float, loss_fn: LossFn) -> Head:
     weight = start[0].clone().requires_grad_(True)
     bias = start[1].clone().requires_grad_(True)
     optimizer = torch.optim.LBFGS(
@@ -68,50 +105,43 @@ def _fit(
     return weight.detach(), bias.detach()
 
 
-def fit_probe(
-    train_x: torch.Tensor,
-    train_y: torch.Tensor,
-    val_x: torch.Tensor,
-    val_y: torch.Tensor,
-    *,
-    num_labels: int,
-    multilabel: bool,
-    class_weights: list[float] | None,
-    score: Callable[[torch.Tensor, torch.Tensor], Score],
-) -> ProbeFit:
-    """The best head on validation (by `score`, higher is better) over the L2 grid."""
-    mean = train_x.mean(dim=0)
-    x = train_x - mean
-    vx = val_x - mean
-    loss_fn = classification_loss(multilabel, class_weights, device=x.device)
-    small = x.device.type == "cpu" and x.numel() < _SINGLE_THREAD_ELEMENTS
-    with torch_threads(1) if small else contextlib.nullcontext():
-        start = (x.new_zeros(num_labels, x.shape[1]), x.new_zeros(num_labels))
-        return _walk_grid(start, x, train_y, vx, val_y, mean, loss_fn, score)
+@dataclass
+class GridWalk:
+    """The strength chosen over some splits, and what was fitted there."""
+
+    l2: float
+    heads: list[Head]  # per split, at l2
+    held_out: torch.Tensor  # [N, K] each held-out row's outputs at l2; NaN where never held out
+    tried: list[dict[str, float | list[float]]]  # {"l2", "score"} per strength walked
 
 
-def _walk_grid(
-    start: tuple[torch.Tensor, torch.Tensor],
+def walk_grid(
     x: torch.Tensor,
     y: torch.Tensor,
-    vx: torch.Tensor,
-    val_y: torch.Tensor,
-    mean: torch.Tensor,
-    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
-    score: Callable[[torch.Tensor, torch.Tensor], Score],
-) -> ProbeFit:
-    """Fit from the strongest L2 to the weakest, each warm-started from the last."""
-    best: ProbeFit | None = None
+    splits: Sequence[Split],
+    num_outputs: int,
+    loss_fn: LossFn,
+    score: ScoreFn,
+) -> GridWalk:
+    """Fit every split from the strongest L2 to the weakest (each warm-started from its own
+    last fit) and keep the strength whose pooled held-out outputs score best. ``x`` centred."""
+    scored = torch.as_tensor(np.concatenate([held for _, held in splits]), device=x.device)
+    heads = [(x.new_zeros(num_outputs, x.shape[1]), x.new_zeros(num_outputs)) for _ in splits]
+    best: GridWalk | None = None
+    best_score: Score | None = None
+    tried: list[dict[str, float | list[float]]] = []
     misses = 0
     for l2 in L2_GRID:
-        start = _fit(x, y, start, l2, loss_fn)
-        weight, bias = start
-        val_logits = torch.addmm(bias, vx, weight.T)
-        fit_score = score(val_logits, val_y)
-        if best is None or fit_score > best.score:
-            # Fold the centring in: W (x - m) + b = W x + (b - W m).
-            best = ProbeFit(weight, bias - weight @ mean, l2, val_logits, fit_score)
-            misses = 0
+        held_out = x.new_full((len(x), num_outputs), float("nan"))
+        for i, (fit_rows, held_rows) in enumerate(splits):
+            fit_at = torch.as_tensor(fit_rows, device=x.device)
+            heads[i] = _fit(x[fit_at], y[fit_at], heads[i], l2, loss_fn)
+            held_at = torch.as_tensor(held_rows, device=x.device)
+            held_out[held_at] = torch.addmm(heads[i][1], x[held_at], heads[i][0].T)
+        fit_score = score(held_out[scored], y[scored])
+        tried.append({"l2": l2, "score": [float(s) for s in fit_score]})
+        if best_score is None or fit_score > best_score:
+            best, best_score, misses = GridWalk(l2, list(heads), held_out, tried), fit_score, 0
         else:
             misses += 1
             if misses >= _GRID_PATIENCE:
@@ -120,9 +150,65 @@ def _walk_grid(
     return best
 
 
-def install_head(model: torch.nn.Module, fit: ProbeFit) -> None:
-    """Copy the probe's weights into the model's classifier layer."""
+def cross_fit(
+    features: torch.Tensor,
+    targets: torch.Tensor,
+    folds: np.ndarray,
+    train_rows: np.ndarray,
+    *,
+    num_outputs: int,
+    loss_fn: LossFn,
+    score: ScoreFn,
+) -> ProbeFit:
+    """The cross-fitted probe: L2 chosen over ``folds`` (a fold id per row), out-of-fold
+    outputs of every row at that strength, and the head refitted on all rows and on
+    ``train_rows``. ``score`` ranks pooled held-out outputs against their targets."""
+    started = time.perf_counter()
+    rows = np.arange(len(features))
+    splits = [(rows[folds != f], rows[folds == f]) for f in np.unique(folds)]
+    mean = features.mean(dim=0)
+    x = features - mean
+    small = x.device.type == "cpu" and x.numel() < _SINGLE_THREAD_ELEMENTS
+    with torch_threads(1) if small else contextlib.nullcontext():
+        walk = walk_grid(x, targets, splits, num_outputs, loss_fn, score)
+        # The grid's strengths weigh a penalty against the mean loss of a fold's rows; kept
+        # against the summed loss (a fixed prior, as scikit-learn's C), it shrinks with more
+        # rows: a refit on n rows uses l2 * (fold rows / n).
+        fold_rows = float(np.mean([len(fit_rows) for fit_rows, _ in splits]))
+        start = (
+            torch.stack([w for w, _ in walk.heads]).mean(dim=0),
+            torch.stack([b for _, b in walk.heads]).mean(dim=0),
+        )
+        l2_all = walk.l2 * fold_rows / len(rows)
+        weight, bias = _fit(x, targets, start, l2_all, loss_fn)
+        l2_train = walk.l2 * fold_rows / len(train_rows)
+        if len(train_rows) == len(rows):
+            train_weight, train_bias = weight, bias
+        else:
+            at = torch.as_tensor(train_rows, device=x.device)
+            train_weight, train_bias = _fit(x[at], targets[at], start, l2_train, loss_fn)
+    details = {
+        "grid": walk.tried,
+        "fits": len(walk.tried) * len(splits) + (1 if len(train_rows) == len(rows) else 2),
+        "l2_refit": {"all": l2_all, "train": l2_train},
+        "seconds": round(time.perf_counter() - started, 4),
+    }
+    # Fold the centring in: W (x - m) + b = W x + (b - W m).
+    return ProbeFit(
+        weight=weight,
+        bias=bias - weight @ mean,
+        train_weight=train_weight,
+        train_bias=train_bias - train_weight @ mean,
+        l2=walk.l2,
+        oof=walk.held_out,
+        folds=len(splits),
+        details=details,
+    )
+
+
+def install_head(model: torch.nn.Module, weight: torch.Tensor, bias: torch.Tensor) -> None:
+    """Copy a [K, D] weight and [K] bias into the model's output layer."""
     layer = classifier_layer(model)
     with torch.no_grad():
-        layer.weight.copy_(fit.weight.to(layer.weight))
-        layer.bias.copy_(fit.bias.to(layer.bias))
+        layer.weight.copy_(weight.to(layer.weight))
+        layer.bias.copy_(bias.to(layer.bias))

@@ -1,8 +1,12 @@
-"""run_training: one job from stored dataset to a trained, calibrated, measured classifier.
+"""run_training: one job from stored dataset to a trained, calibrated, measured model.
 
-Every method starts with a linear probe on frozen features (cached across jobs). `full` then
-fine-tunes everything from the probe's head (LP-FT); `auto` does the same but keeps the probe
-unless fine-tuning beats it on validation, so it is never worse than the probe there.
+The task (ml/tasks: classification or regression) supplies the targets, loss, probe, metrics
+and calibration; this module is the order they run in. Every method starts with a linear
+probe on frozen features (cached across jobs), cross-fitted on every example: its
+out-of-fold outputs give honest metrics and the calibration fit. `full` then fine-tunes
+everything from the probe's head (LP-FT, the head fitted on the training rows alone); `auto`
+does the same but keeps the probe unless fine-tuning beats it on validation, so it is never
+worse than the probe there.
 """
 
 import hashlib
@@ -20,9 +24,9 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from ml.backbones.factory import build_image_model, build_text_model, weights_sha256
 from ml.datasets.store import StoredDataset
 from ml.device import configure_threads, pick_device
+from ml.tasks import Fitted, ProbeFit
 from ml.training.choice import choose_method
 from ml.training.data import CachedInputs, build_loader, prepare_inputs
-from ml.training.evaluation import final_report, score, summarize
 from ml.training.examples import JobData, load_job_data
 from ml.training.features import extract_features, features_path
 from ml.training.finetune import Baseline, FineTuneResult, fine_tune
@@ -30,10 +34,9 @@ from ml.training.hparams import resolve_hyperparameters
 from ml.training.images import image_preprocessing
 from ml.training.model import backbone_fingerprint, inference_batch_size
 from ml.training.outcome import TrainOutcome
-from ml.training.probe import ProbeFit, fit_probe, install_head
+from ml.training.probe import install_head
 from ml.training.reporting import mark_first_step, preparation_ticker, timed_phase
 from ml.training.spec import CHECKPOINT, TrainHooks, TrainingStopped, TrainSpec
-from ml.training.targets import class_weights
 from ml.training.text_classifier import MeanPooledClassifier
 
 # TrainOutcome lives in outcome.py; the worker imports both names from here.
@@ -66,7 +69,7 @@ class _Job:
     device: torch.device
     data: JobData
     hp: dict[str, Any]
-    class_weights: list[float] | None
+    fitted: Fitted  # what the task learned from the training targets (weights, scale)
     model: torch.nn.Module
     tokenizer: PreTrainedTokenizerBase | None
     preprocessing: dict[str, Any]
@@ -77,26 +80,21 @@ class _Job:
 
     @property
     def labels(self) -> list[str]:
-        return list(self.data.train_set.labels)
-
-    @property
-    def multilabel(self) -> bool:
-        return self.data.train_set.multilabel
+        return self.fitted.names
 
 
 def _build_model(
-    spec: TrainSpec, labels: list[str], multilabel: bool, hp: dict[str, Any]
+    spec: TrainSpec, labels: list[str], hp: dict[str, Any]
 ) -> tuple[torch.nn.Module, PreTrainedTokenizerBase | None, dict[str, Any]]:
-    """The classifier, its tokenizer (text) and the preprocessing it expects."""
+    """The model (a linear head per label or target), its tokenizer (text) and the
+    preprocessing it expects."""
     # Seeded first: a fresh head (and a random-init test backbone) is then reproducible,
     # which a resumed run relies on to rebuild the same probe.
     torch.manual_seed(spec.seed)
     if spec.backbone.modality == "image":
         model, data_config = build_image_model(spec.backbone, len(labels), spec.cache_dir)
         return model, None, image_preprocessing(data_config, hp["image_size"])
-    built, tokenizer = build_text_model(
-        spec.backbone, len(labels), spec.cache_dir, multilabel=multilabel
-    )
+    built, tokenizer = build_text_model(spec.backbone, len(labels), spec.cache_dir)
     # The factory's head classifies [CLS]; ours classifies mean-pooled states (see
     # text_classifier.py), so only the pretrained encoder is kept.
     encoder = built.base_model
@@ -132,24 +130,25 @@ def _prepare(spec: TrainSpec, hooks: TrainHooks) -> _Job:
         torch.backends.cudnn.benchmark = True  # fixed input sizes: pick the fastest kernels once
     _seed_everything(spec.seed)
     data = load_job_data(spec, hooks)
-    labels, multilabel = list(data.train_set.labels), data.train_set.multilabel
     hp = resolve_hyperparameters(
         spec.hyperparameters,
         method=spec.method,
         num_train=len(data.train_rows),
         backbone=spec.backbone,
         device=device.type,
+        task_defaults=data.task.hyperparameters,
     )
     hooks.event("info", "resolved hyperparameters", data={"hyperparameters": hp})
-    weights = class_weights(data.targets[data.train_rows], len(labels))
-    if weights is not None:
-        hooks.event(
-            "warn",
-            "labels are imbalanced: the loss weighs each label by its inverse frequency",
-            data={"class_weights": dict(zip(labels, weights, strict=True))},
-        )
+    fitted = data.task.fit_targets(data.targets[data.train_rows], data.names)
+    for message, details in fitted.warnings:
+        hooks.event("warn", message, data=details)
+    # The loss, the probe and the metrics all see targets in the task's training form
+    # (regression: standardised on the training rows).
+    shared = data.val_targets is data.targets
+    data.targets = fitted.transform(data.targets)
+    data.val_targets = data.targets if shared else fitted.transform(data.val_targets)
     with timed_phase(hooks, "model_load", f"loaded backbone {spec.backbone.id}"):
-        model, tokenizer, preprocessing = _build_model(spec, labels, multilabel, hp)
+        model, tokenizer, preprocessing = _build_model(spec, fitted.names, hp)
         model.to(device)
     if "max_length" in hp and preprocessing["max_length"] < hp["max_length"]:
         hooks.event(
@@ -176,7 +175,7 @@ def _prepare(spec: TrainSpec, hooks: TrainHooks) -> _Job:
         device=device,
         data=data,
         hp=hp,
-        class_weights=weights,
+        fitted=fitted,
         model=model,
         tokenizer=tokenizer,
         preprocessing=preprocessing,
@@ -199,35 +198,47 @@ def _features(job: _Job, dataset: StoredDataset, inputs: CachedInputs) -> torch.
     return extract_features(job.model, inputs, job.eval_batch, path, tick)
 
 
-def _linear_probe(job: _Job) -> tuple[ProbeFit, dict[str, float]]:
-    """Fit the head on frozen features and put it into the model: (fit, validation summary)."""
+@dataclass
+class _Probe:
+    """The cross-fitted probe and the rows its out-of-fold outputs are in."""
+
+    fit: ProbeFit
+    targets: torch.Tensor  # of every example, in the order of fit.oof
+    val_rows: np.ndarray  # the validation rows within that order
+    val_summary: dict[str, float]  # out of fold, on the validation rows: what auto must beat
+
+
+def _linear_probe(job: _Job) -> _Probe:
+    """Cross-fit the head on frozen features of every example, and put the head fitted on the
+    training rows into the model (where fine-tuning starts)."""
     data, device = job.data, job.device
     with timed_phase(job.hooks, "features", "frozen features ready"):
         features = _features(job, data.train_set, job.train_inputs)
-        val_features = features
-        if data.val_set is not data.train_set:
+        if data.separate_validation:
             val_features = _features(job, data.val_set, job.val_inputs)
-    val_truth = data.val_targets[data.val_rows]
+            features = torch.cat([features[data.train_rows], val_features[data.val_rows]])
+            targets = torch.cat([data.targets[data.train_rows], data.val_targets[data.val_rows]])
+            train_rows = np.arange(len(data.train_rows))
+            val_rows = np.arange(len(data.train_rows), len(features))
+        else:
+            targets, train_rows, val_rows = data.targets, data.train_rows, data.val_rows
     mark_first_step(job.hooks)
-    probe = fit_probe(
-        features[data.train_rows].to(device),
-        data.targets[data.train_rows].to(device),
-        val_features[data.val_rows].to(device),
-        val_truth.to(device),
-        num_labels=len(job.labels),
-        multilabel=job.multilabel,
-        class_weights=job.class_weights,
-        score=lambda logits, truth: score(logits.cpu(), truth.cpu(), job.multilabel),
+    fit = data.task.probe(
+        features.to(device), targets.to(device), train_rows, job.fitted, seed=job.spec.seed
     )
-    install_head(job.model, probe)
-    summary = summarize(probe.val_logits.float().cpu(), val_truth, job.multilabel)
+    install_head(job.model, fit.train_weight, fit.train_bias)
+    oof = fit.oof.float().cpu()
+    val_summary = data.task.summarize(oof[val_rows], targets[val_rows], job.fitted)
+    summary = data.task.summarize(oof, targets, job.fitted)
+    headline = data.task.headline
     job.hooks.event(
         "info",
-        f"linear probe: val_macro_f1 {summary['val_macro_f1']:.4f}",
+        f"linear probe: {headline} {summary[headline]:.4f} "
+        f"({fit.folds}-fold out-of-fold on {len(oof)} examples)",
         type="metrics",
-        data={"epoch": 0, "method": "linear_probe", "l2": probe.l2, **summary},
+        data={"epoch": 0, "method": "linear_probe", "l2": fit.l2, "folds": fit.folds, **summary},
     )
-    return probe, summary
+    return _Probe(fit, targets, val_rows, val_summary)
 
 
 def _fine_tune(job: _Job, resolved: dict[str, Any], baseline: Baseline | None) -> FineTuneResult:
@@ -255,8 +266,8 @@ def _fine_tune(job: _Job, resolved: dict[str, Any], baseline: Baseline | None) -
         val_loader,
         job.hooks,
         hp=job.hp,
-        multilabel=job.multilabel,
-        class_weights=job.class_weights,
+        task=job.data.task,
+        fitted=job.fitted,
         baseline=baseline,
         checkpoint_dir=job.spec.work_dir / CHECKPOINT,
         checkpoint_every_seconds=job.spec.checkpoint_every_seconds,
@@ -270,41 +281,48 @@ def run_training(spec: TrainSpec, hooks: TrainHooks) -> TrainOutcome:
     A checkpoint left in spec.work_dir by an earlier (preempted) attempt is resumed.
     """
     job = _prepare(spec, hooks)
-    probe, probe_summary = _linear_probe(job)
-    resolved = job.hp | {"probe_l2": probe.l2}
+    probe = _linear_probe(job)
+    task = job.data.task
+    resolved = job.hp | {"probe_l2": probe.fit.l2}
     method, reason, tuned = choose_method(
-        spec.method, job.model, probe, probe_summary, partial(_fine_tune, job, resolved)
+        spec.method,
+        task,
+        job.model,
+        probe.fit.l2,
+        probe.val_summary,
+        partial(_fine_tune, job, resolved),
     )
     hooks.event("info", f"kept {method}: {reason}", data={"method": method, "reason": reason})
-    # The kept model's own validation logits: the probe's (the model's head is the probe) or
-    # those of the fine-tuned epoch that was kept.
+    # The kept model's held-out outputs: the fine-tuned epoch's on validation, or the probe's
+    # out-of-fold outputs on every example (whose head, refitted on all of them, it serves).
     if method == "lp_ft" and tuned is not None and tuned.best_val is not None:
-        val_logits, val_truth = tuned.best_val
+        held_out, truth = tuned.best_val
+        evaluated_on = {"split": "validation", "examples": len(truth)}
     else:
-        val_logits = probe.val_logits.float().cpu()
-        val_truth = job.data.val_targets[job.data.val_rows]
-    metrics, temperature, thresholds = final_report(
-        val_logits, val_truth, job.labels, job.multilabel
-    )
+        install_head(job.model, probe.fit.weight, probe.fit.bias)
+        held_out, truth = probe.fit.oof.float().cpu(), probe.targets.cpu()
+        evaluated_on = {"split": "out_of_fold", "examples": len(truth), "folds": probe.fit.folds}
+    job.fitted.kept = method
+    metrics, task_config = task.final_report(held_out, truth, job.fitted)
     metrics |= {
         "num_train": len(job.data.train_rows),
         "num_val": len(job.data.val_rows),
-        "linear_probe": probe_summary,
+        "evaluated_on": evaluated_on,
+        "linear_probe": probe.val_summary | {"l2": probe.fit.l2, "folds": probe.fit.folds},
         "epochs": tuned.history if tuned else [],
     }
     job.model.eval().to("cpu")
     return TrainOutcome(
         model=job.model,
         tokenizer=job.tokenizer,
+        task=task.name,
         labels=job.labels,
-        multilabel=job.multilabel,
-        thresholds=thresholds,
-        temperature=temperature,
+        task_config=task_config,
         metrics=metrics,
         hyperparameters=resolved,
         method=method,
         method_reason=reason,
-        class_weights=job.class_weights,
+        class_weights=job.fitted.class_weights,
         preprocessing=job.preprocessing,
         backbone_weights_sha256=job.weights_sha256,
         resumed_from_step=tuned.resumed_from_step if tuned else None,

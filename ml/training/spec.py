@@ -10,6 +10,15 @@ from ml.backbones.spec import BackboneSpec
 Method = Literal["auto", "linear_probe", "full"]
 StopReason = Literal["cancel", "preempt"]
 CHECKPOINT = "checkpoint"  # the checkpoint's directory in a job's work_dir
+# What a run kept, in the engine's words (the manifest's "method"), to the contract's methods:
+# "lp_ft" is how `full` trains (a linear probe first, then every weight from its head).
+_CONTRACT_METHOD = {"linear_probe": "linear_probe", "lp_ft": "full"}
+
+
+def contract_method(kept: object) -> Literal["linear_probe", "full"] | None:
+    """The contract's `method_chosen` for a manifest's "method" (None when there is none)."""
+    method = _CONTRACT_METHOD.get(str(kept)) if kept is not None else None
+    return "full" if method == "full" else "linear_probe" if method else None
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from ml.artifacts import load_artifact, save_artifact
 
 def _timm_config(labels: list[str]) -> dict:
     return {
+        "task": "image_classification",
         "library": "timm",
         "backbone": {"id": "tiny", "arch": "test_efficientnet", "kwargs": {}},
         "labels": labels,
@@ -46,7 +47,12 @@ def test_transformers_round_trip_keeps_weights_tokenizer_and_labels(tmp_path: Pa
     )
     torch.manual_seed(0)
     model = AutoModelForSequenceClassification.from_config(config).eval()
-    artifact_config = {"library": "transformers", "backbone": {"id": "t"}, "labels": ["neg", "pos"]}
+    artifact_config = {
+        "task": "text_classification",
+        "library": "transformers",
+        "backbone": {"id": "t"},
+        "labels": ["neg", "pos"],
+    }
     save_artifact(tmp_path / "v1", model, artifact_config, tokenizer)
 
     loaded = load_artifact(tmp_path / "v1")
@@ -79,3 +85,32 @@ def test_load_refuses_a_directory_that_is_not_an_artifact(tmp_path: Path) -> Non
     (tmp_path / "config.json").write_text('{"format": "something/else"}')
     with pytest.raises(ValueError):
         load_artifact(tmp_path)
+
+
+def test_the_head_is_as_wide_as_the_task_says(tmp_path: Path) -> None:
+    """A regression artifact has targets, not labels: its head has one output per target."""
+    model = timm.create_model("test_efficientnet", pretrained=False, num_classes=2).eval()
+    config = {
+        "task": "image_regression",
+        "library": "timm",
+        "backbone": {"id": "tiny", "arch": "test_efficientnet"},
+        "targets": ["width", "height"],
+    }
+    save_artifact(tmp_path / "v1", model, config)
+    loaded = load_artifact(tmp_path / "v1")
+    with torch.no_grad():
+        assert loaded.model(torch.randn(1, 3, 32, 32)).shape == (1, 2)
+
+
+@pytest.mark.parametrize(
+    ("task", "message"), [(None, "names no task"), ("image_segmentation", "unknown task")]
+)
+def test_an_artifact_of_no_known_task_fails_to_load_and_says_why(
+    tmp_path: Path, task: str | None, message: str
+) -> None:
+    model = timm.create_model("test_efficientnet", pretrained=False, num_classes=2)
+    config = _timm_config(["a", "b"]) | {"task": task}
+    save_artifact(tmp_path / "v1", model, config)
+    with pytest.raises(ValueError, match=message) as error:
+        load_artifact(tmp_path / "v1")
+    assert "config.json" in str(error.value)

@@ -9,7 +9,14 @@ import pytest
 
 from app.inference import Batcher, BatcherClosed, QueueFull
 from ml.inference import InputError, Predictor, load_predictor
-from tests.ml.inference.builders import image_artifact, image_bytes, text_artifact, texts
+from ml.tasks import PredictOptions
+from tests.ml.inference.builders import (
+    image_artifact,
+    image_bytes,
+    regression_artifact,
+    text_artifact,
+    texts,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -24,6 +31,12 @@ def image_predictor(tmp_path_factory: pytest.TempPathFactory) -> Predictor:
 def text_predictor(tmp_path_factory: pytest.TempPathFactory) -> Predictor:
     dest = tmp_path_factory.mktemp("txt") / "v1"
     return load_predictor(text_artifact(dest, ["neg", "neutral", "pos"]))
+
+
+@pytest.fixture(scope="module")
+def regression_predictor(tmp_path_factory: pytest.TempPathFactory) -> Predictor:
+    dest = tmp_path_factory.mktemp("reg") / "v1"
+    return load_predictor(regression_artifact(dest, "image", ["price"], mean=[50.0], std=[9.0]))
 
 
 @pytest.fixture
@@ -47,7 +60,6 @@ class Gated:
 
     def __init__(self, inner: Predictor) -> None:
         self.inner = inner
-        self.labels = inner.labels
         self.memory_bytes = inner.memory_bytes
         self.entered = threading.Event()
         self.release = threading.Event()
@@ -64,11 +76,14 @@ class Gated:
             raise RuntimeError("forward failed")
         return self.inner.forward(batch)
 
-    def probabilities(self, logits: np.ndarray) -> np.ndarray:
-        return self.inner.probabilities(logits)
+    def postprocess(self, raw: np.ndarray) -> np.ndarray:
+        return self.inner.postprocess(raw)
 
-    def format(self, probs: np.ndarray, top_k: int) -> list[dict]:
-        return self.inner.format(probs, top_k)
+    def format(self, values: np.ndarray, options: PredictOptions) -> list[dict]:
+        return self.inner.format(values, options)
+
+    def check(self, options: PredictOptions) -> None:
+        self.inner.check(options)
 
 
 def assert_same(got: list[dict], expected: list[dict]) -> None:
@@ -96,7 +111,7 @@ async def test_64_concurrent_requests_each_get_their_own_answers_in_order(
     sizes = [1 + i % 4 for i in range(64)]
     starts = np.cumsum([0, *sizes])
     requests = [inputs[starts[i] : starts[i + 1]] for i in range(64)]
-    alone = [predictor.predict([x], top_k=3)[0] for x in inputs]
+    alone = [predictor.predict([x], PredictOptions(top_k=3))[0] for x in inputs]
     top_scores = {round(p["scores"][0]["score"], 4) for p in alone}
     assert len(top_scores) > 100, "inputs must be told apart for the test to mean anything"
 
@@ -109,7 +124,9 @@ async def test_64_concurrent_requests_each_get_their_own_answers_in_order(
         executor=executor,
         observer=recorder,
     )
-    answers = await asyncio.gather(*(batcher.submit(items, top_k=3) for items in requests))
+    answers = await asyncio.gather(
+        *(batcher.submit(items, PredictOptions(top_k=3)) for items in requests)
+    )
     await batcher.close()
 
     for i, (predictions, timing) in enumerate(answers):
@@ -125,20 +142,25 @@ async def test_a_full_queue_refuses_at_once_while_queued_work_completes(
 ) -> None:
     gated = Gated(text_predictor)
     batcher = Batcher(gated, max_batch_size=2, max_wait_ms=0, max_queue=4, executor=executor)
-    first = asyncio.create_task(batcher.submit(["running"], top_k=1))
+    first = asyncio.create_task(batcher.submit(["running"], PredictOptions(top_k=1)))
     await _in_flight(gated)
-    queued = [asyncio.create_task(batcher.submit([f"queued {i}"] * 2, top_k=1)) for i in range(2)]
+    queued = [
+        asyncio.create_task(batcher.submit([f"queued {i}"] * 2, PredictOptions(top_k=1)))
+        for i in range(2)
+    ]
     await asyncio.sleep(0)  # let both tasks enqueue
     assert batcher.queue_depth == 4
     with pytest.raises(QueueFull) as full:
-        await batcher.submit(["one too many"], top_k=1)
+        await batcher.submit(["one too many"], PredictOptions(top_k=1))
     assert full.value.retry_after_s > 0
 
     gated.release.set()
     (predictions, _), *rest = await asyncio.gather(first, *queued)
-    assert_same(predictions, text_predictor.predict(["running"], top_k=1))
+    assert_same(predictions, text_predictor.predict(["running"], PredictOptions(top_k=1)))
     for i, (predictions, _) in enumerate(rest):
-        assert_same(predictions, text_predictor.predict([f"queued {i}"] * 2, top_k=1))
+        assert_same(
+            predictions, text_predictor.predict([f"queued {i}"] * 2, PredictOptions(top_k=1))
+        )
     await batcher.close()
 
 
@@ -147,9 +169,14 @@ async def test_a_cancelled_caller_leaves_the_others_answered(
 ) -> None:
     gated = Gated(text_predictor)
     batcher = Batcher(gated, max_batch_size=4, max_wait_ms=0, max_queue=16, executor=executor)
-    in_flight = [asyncio.create_task(batcher.submit([t], top_k=2)) for t in ("a", "b")]
+    in_flight = [
+        asyncio.create_task(batcher.submit([t], PredictOptions(top_k=2))) for t in ("a", "b")
+    ]
     await _in_flight(gated)
-    waiting = [asyncio.create_task(batcher.submit([t, t + "!"], top_k=2)) for t in ("c", "d")]
+    waiting = [
+        asyncio.create_task(batcher.submit([t, t + "!"], PredictOptions(top_k=2)))
+        for t in ("c", "d")
+    ]
     await asyncio.sleep(0)
     assert batcher.queue_depth == 4
     in_flight[0].cancel()  # its input is inside the running batch
@@ -162,8 +189,8 @@ async def test_a_cancelled_caller_leaves_the_others_answered(
         await in_flight[0]
     with pytest.raises(asyncio.CancelledError):
         await waiting[0]
-    assert_same((await in_flight[1])[0], text_predictor.predict(["b"], top_k=2))
-    assert_same((await waiting[1])[0], text_predictor.predict(["d", "d!"], top_k=2))
+    assert_same((await in_flight[1])[0], text_predictor.predict(["b"], PredictOptions(top_k=2)))
+    assert_same((await waiting[1])[0], text_predictor.predict(["d", "d!"], PredictOptions(top_k=2)))
     await batcher.close()
 
 
@@ -172,11 +199,15 @@ async def test_a_bad_input_fails_only_its_own_request(
 ) -> None:
     gated = Gated(image_predictor)
     batcher = Batcher(gated, max_batch_size=8, max_wait_ms=0, max_queue=16, executor=executor)
-    blocker = asyncio.create_task(batcher.submit([image_bytes(0)], top_k=1))
+    blocker = asyncio.create_task(batcher.submit([image_bytes(0)], PredictOptions(top_k=1)))
     await _in_flight(gated)
-    good1 = asyncio.create_task(batcher.submit([image_bytes(1)], top_k=2))
-    bad = asyncio.create_task(batcher.submit([image_bytes(2), b"garbage", b"worse"], top_k=2))
-    good2 = asyncio.create_task(batcher.submit([image_bytes(3), image_bytes(4)], top_k=2))
+    good1 = asyncio.create_task(batcher.submit([image_bytes(1)], PredictOptions(top_k=2)))
+    bad = asyncio.create_task(
+        batcher.submit([image_bytes(2), b"garbage", b"worse"], PredictOptions(top_k=2))
+    )
+    good2 = asyncio.create_task(
+        batcher.submit([image_bytes(3), image_bytes(4)], PredictOptions(top_k=2))
+    )
     await asyncio.sleep(0)
     gated.release.set()
 
@@ -184,8 +215,10 @@ async def test_a_bad_input_fails_only_its_own_request(
     with pytest.raises(InputError) as error:
         await bad
     assert error.value.field == "inputs[1]"  # numbered within its own request
-    assert_same((await good1)[0], image_predictor.predict([image_bytes(1)], top_k=2))
-    expected = image_predictor.predict([image_bytes(3), image_bytes(4)], top_k=2)
+    assert_same(
+        (await good1)[0], image_predictor.predict([image_bytes(1)], PredictOptions(top_k=2))
+    )
+    expected = image_predictor.predict([image_bytes(3), image_bytes(4)], PredictOptions(top_k=2))
     predictions, timing = await good2
     assert_same(predictions, expected)
     assert timing.batch_size == 3  # it ran beside good1's input once the bad request left
@@ -199,7 +232,6 @@ class Poisoned:
 
     def __init__(self, inner: Predictor, stage: str, poison: str = "poison") -> None:
         self.inner, self.stage, self.poison = inner, stage, poison
-        self.labels = inner.labels
         self.memory_bytes = inner.memory_bytes
         self.calls: list[int] = []
 
@@ -215,11 +247,14 @@ class Poisoned:
             raise RuntimeError("the forward pass failed")
         return self.inner.forward(encoded)
 
-    def probabilities(self, logits: np.ndarray) -> np.ndarray:
-        return self.inner.probabilities(logits)
+    def postprocess(self, raw: np.ndarray) -> np.ndarray:
+        return self.inner.postprocess(raw)
 
-    def format(self, probs: np.ndarray, top_k: int) -> list[dict]:
-        return self.inner.format(probs, top_k)
+    def format(self, values: np.ndarray, options: PredictOptions) -> list[dict]:
+        return self.inner.format(values, options)
+
+    def check(self, options: PredictOptions) -> None:
+        self.inner.check(options)
 
 
 @pytest.mark.parametrize("stage", ["preprocess", "forward"])
@@ -233,7 +268,8 @@ async def test_a_failing_batch_runs_its_members_one_by_one_so_only_the_culprit_f
     )
     requests = [["good morning"], ["poison", "its own good text"], ["a", "b c"]]
     good1, bad, good2 = await asyncio.gather(
-        *(batcher.submit(items, top_k=3) for items in requests), return_exceptions=True
+        *(batcher.submit(items, PredictOptions(top_k=3)) for items in requests),
+        return_exceptions=True,
     )
     assert isinstance(bad, RuntimeError) and not isinstance(bad, InputError)
     # The batch, then each member alone; the culprit's other input is not run for nothing.
@@ -241,17 +277,19 @@ async def test_a_failing_batch_runs_its_members_one_by_one_so_only_the_culprit_f
     for answer, items in ((good1, requests[0]), (good2, requests[2])):
         assert not isinstance(answer, BaseException)
         predictions, timing = answer
-        assert_same(predictions, [text_predictor.predict([x], top_k=3)[0] for x in items])
+        assert_same(
+            predictions, [text_predictor.predict([x], PredictOptions(top_k=3))[0] for x in items]
+        )
         assert timing.batch_size == 1
     # The batcher serves on as before; alone, the culprit gets the same error.
     poisoned.calls.clear()
-    predictions, timing = await batcher.submit(texts(5), top_k=3)
+    predictions, timing = await batcher.submit(texts(5), PredictOptions(top_k=3))
     assert poisoned.calls == [5] and timing.batch_size == 5
-    assert_same(predictions, text_predictor.predict(texts(5), top_k=3))
+    assert_same(predictions, text_predictor.predict(texts(5), PredictOptions(top_k=3)))
     await batcher.close()
     alone = Batcher(poisoned, max_batch_size=5, max_wait_ms=0, max_queue=16, executor=executor)
     with pytest.raises(RuntimeError):
-        await alone.submit(["poison"], top_k=3)
+        await alone.submit(["poison"], PredictOptions(top_k=3))
     await alone.close()
 
 
@@ -273,13 +311,15 @@ async def test_an_input_error_in_a_lone_run_still_names_the_input_in_its_request
         predictor, max_batch_size=4, max_wait_ms=600_000, max_queue=16, executor=executor
     )
     good, bad = await asyncio.gather(
-        batcher.submit([image_bytes(1), image_bytes(2)], top_k=2),
-        batcher.submit([image_bytes(3), image_bytes(4)[:60]], top_k=2),
+        batcher.submit([image_bytes(1), image_bytes(2)], PredictOptions(top_k=2)),
+        batcher.submit([image_bytes(3), image_bytes(4)[:60]], PredictOptions(top_k=2)),
         return_exceptions=True,
     )
     assert isinstance(bad, InputError) and bad.field == "inputs[1]"
     assert not isinstance(good, BaseException)
-    expected = [image_predictor.predict([image_bytes(i)], top_k=2)[0] for i in (1, 2)]
+    expected = [
+        image_predictor.predict([image_bytes(i)], PredictOptions(top_k=2))[0] for i in (1, 2)
+    ]
     assert_same(good[0], expected)
     await batcher.close()
 
@@ -292,9 +332,9 @@ async def test_a_failed_forward_fails_its_batch_and_the_batcher_goes_on(
     gated.release.set()
     batcher = Batcher(gated, max_batch_size=8, max_wait_ms=0, max_queue=16, executor=executor)
     with pytest.raises(RuntimeError, match="forward failed"):
-        await batcher.submit(["x"], top_k=1)
-    predictions, _ = await batcher.submit(["y"], top_k=1)
-    assert_same(predictions, text_predictor.predict(["y"], top_k=1))
+        await batcher.submit(["x"], PredictOptions(top_k=1))
+    predictions, _ = await batcher.submit(["y"], PredictOptions(top_k=1))
+    assert_same(predictions, text_predictor.predict(["y"], PredictOptions(top_k=1)))
     await batcher.close()
 
 
@@ -304,7 +344,9 @@ async def test_a_full_batch_does_not_wait_for_max_wait(
     batcher = Batcher(
         text_predictor, max_batch_size=4, max_wait_ms=600_000, max_queue=16, executor=executor
     )
-    predictions, timing = await asyncio.wait_for(batcher.submit(texts(4), top_k=1), 30)
+    predictions, timing = await asyncio.wait_for(
+        batcher.submit(texts(4), PredictOptions(top_k=1)), 30
+    )
     assert timing.batch_size == 4
     assert len(predictions) == 4
     await batcher.close()
@@ -315,9 +357,9 @@ async def test_close_fails_waiting_callers_and_refuses_new_ones(
 ) -> None:
     gated = Gated(text_predictor)
     batcher = Batcher(gated, max_batch_size=1, max_wait_ms=0, max_queue=16, executor=executor)
-    running = asyncio.create_task(batcher.submit(["a"], top_k=1))
+    running = asyncio.create_task(batcher.submit(["a"], PredictOptions(top_k=1)))
     await _in_flight(gated)
-    queued = asyncio.create_task(batcher.submit(["b"], top_k=1))
+    queued = asyncio.create_task(batcher.submit(["b"], PredictOptions(top_k=1)))
     await asyncio.sleep(0)
     await batcher.close()
     gated.release.set()
@@ -325,7 +367,7 @@ async def test_close_fails_waiting_callers_and_refuses_new_ones(
         with pytest.raises(BatcherClosed):
             await task
     with pytest.raises(BatcherClosed):
-        await batcher.submit(["c"], top_k=1)
+        await batcher.submit(["c"], PredictOptions(top_k=1))
 
 
 async def test_an_empty_request_needs_no_model(
@@ -334,6 +376,38 @@ async def test_an_empty_request_needs_no_model(
     batcher = Batcher(
         text_predictor, max_batch_size=8, max_wait_ms=2, max_queue=8, executor=executor
     )
-    predictions, timing = await batcher.submit([], top_k=1)
+    predictions, timing = await batcher.submit([], PredictOptions(top_k=1))
     assert predictions == [] and timing.batch_size == 0
     await batcher.close()
+
+
+async def test_requests_sharing_a_batch_each_get_the_options_they_asked_for(
+    image_predictor: Predictor, regression_predictor: Predictor, executor: ThreadPoolExecutor
+) -> None:
+    # Two inputs fill a batch at once: both requests surely share it.
+    image = image_bytes(5)
+    classifier = Batcher(
+        image_predictor, max_batch_size=2, max_wait_ms=600_000, max_queue=8, executor=executor
+    )
+    asked = [PredictOptions(top_k=1), PredictOptions(top_k=3)]
+    answers = await asyncio.gather(*(classifier.submit([image], o) for o in asked))
+    for (predictions, timing), options in zip(answers, asked, strict=True):
+        assert timing.batch_size == 2
+        assert len(predictions[0]["scores"]) == options.top_k
+        assert_same(predictions, image_predictor.predict([image], options))
+    await classifier.close()
+
+    regressor = Batcher(
+        regression_predictor, max_batch_size=2, max_wait_ms=600_000, max_queue=8, executor=executor
+    )
+    asked = [PredictOptions(coverage=0.5), PredictOptions(coverage=0.9)]
+    answers = await asyncio.gather(*(regressor.submit([image], o) for o in asked))
+    (narrow,), (wide,) = (predictions for predictions, _ in answers)
+    assert all(timing.batch_size == 2 for _, timing in answers)
+    assert (narrow["coverage"], wide["coverage"]) == (0.5, 0.9)
+    assert narrow["value"] == pytest.approx(wide["value"], abs=1e-6)
+    assert wide["interval"][0] < narrow["interval"][0] < narrow["interval"][1] < wide["interval"][1]
+    for got, options in ((narrow, asked[0]), (wide, asked[1])):
+        (alone,) = regression_predictor.predict([image], options)
+        assert got["interval"] == pytest.approx(alone["interval"], abs=1e-6)
+    await regressor.close()

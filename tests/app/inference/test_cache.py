@@ -10,6 +10,7 @@ import pytest
 
 from app.inference import BatcherClosed, ModelCache, ModelLoadError
 from ml.inference import load_predictor
+from ml.tasks import PredictOptions
 from tests.ml.inference.builders import image_artifact, image_bytes
 
 pytestmark = pytest.mark.anyio
@@ -20,7 +21,6 @@ class Echo:
 
     def __init__(self, name: Hashable, memory_bytes: int = 100) -> None:
         self.name = name
-        self.labels = [str(name)]
         self.memory_bytes = memory_bytes
 
     def preprocess(self, inputs: Sequence[Any]) -> Any:
@@ -29,11 +29,14 @@ class Echo:
     def forward(self, batch: Any) -> np.ndarray:
         return np.zeros((len(batch), 1))
 
-    def probabilities(self, logits: np.ndarray) -> np.ndarray:
-        return logits
+    def postprocess(self, raw: np.ndarray) -> np.ndarray:
+        return raw
 
-    def format(self, probs: np.ndarray, top_k: int) -> list[dict]:
-        return [{"label": str(self.name), "score": 1.0, "scores": []} for _ in probs]
+    def format(self, values: np.ndarray, options: PredictOptions) -> list[dict]:
+        return [{"label": str(self.name), "score": 1.0, "scores": []} for _ in values]
+
+    def check(self, options: PredictOptions) -> None:
+        pass
 
 
 class Loader:
@@ -71,7 +74,7 @@ async def test_twenty_concurrent_first_requests_share_one_load_off_the_loop() ->
     assert loader.calls == {"m": 1}
     assert threading.get_ident() not in loader.threads
     assert all(model is models[0] for model in models)
-    predictions, _ = await models[0].batcher.submit(["x"], top_k=1)
+    predictions, _ = await models[0].batcher.submit(["x"], PredictOptions(top_k=1))
     assert predictions[0]["label"] == "m"
     assert await cache.get("m") is models[0]
     await cache.close()
@@ -87,12 +90,12 @@ async def test_least_recently_used_models_leave_when_over_budget() -> None:
 
     assert cache.loaded_keys() == ["a", "c"]
     assert cache.memory_bytes == 200
-    assert (await a.batcher.submit(["x"], top_k=1))[0][0]["label"] == "a"
+    assert (await a.batcher.submit(["x"], PredictOptions(top_k=1)))[0][0]["label"] == "a"
     await cache.get("b")  # loads again, and pushes out a, the least recent now
     assert loader.calls == {"a": 1, "b": 2, "c": 1}
     assert cache.loaded_keys() == ["c", "b"]
     with pytest.raises(BatcherClosed):
-        await a.batcher.submit(["x"], top_k=1)
+        await a.batcher.submit(["x"], PredictOptions(top_k=1))
     await cache.close()
 
 
@@ -101,7 +104,7 @@ async def test_a_model_in_use_is_not_evicted() -> None:
     async with cache.use("a") as a:
         await cache.get("b")
         assert cache.loaded_keys() == ["a", "b"]  # over budget rather than pull a from under us
-        assert (await a.batcher.submit(["x"], top_k=1))[0][0]["label"] == "a"
+        assert (await a.batcher.submit(["x"], PredictOptions(top_k=1)))[0][0]["label"] == "a"
     await cache.get("c")
     assert cache.loaded_keys() == ["c"]
     await cache.close()
@@ -133,7 +136,7 @@ async def test_evict_stops_the_model_and_the_next_request_reloads_it() -> None:
     cache.evict("m")
     assert cache.loaded_keys() == []
     with pytest.raises(BatcherClosed):
-        await first.batcher.submit(["x"], top_k=1)
+        await first.batcher.submit(["x"], PredictOptions(top_k=1))
     second = await cache.get("m")
     assert second is not first
     assert loader.calls == {"m": 2}
@@ -174,7 +177,7 @@ async def test_close_stops_every_batcher_and_refuses_new_gets() -> None:
     model = await cache.get("m")
     await cache.close()
     with pytest.raises(BatcherClosed):
-        await model.batcher.submit(["x"], top_k=1)
+        await model.batcher.submit(["x"], PredictOptions(top_k=1))
     with pytest.raises(ModelLoadError):
         await cache.get("m")
 
@@ -194,8 +197,8 @@ async def test_a_real_artifact_served_through_the_cache(tmp_path: Path) -> None:
     )
     async with cache.use(("project", "model", 1)) as model:
         images = [image_bytes(i) for i in range(3)]
-        predictions, timing = await model.batcher.submit(images, top_k=2)
-    expected = load_predictor(artifact_dir).predict(images, top_k=2)
+        predictions, timing = await model.batcher.submit(images, PredictOptions(top_k=2))
+    expected = load_predictor(artifact_dir).predict(images, PredictOptions(top_k=2))
     assert [p["label"] for p in predictions] == [p["label"] for p in expected]
     np.testing.assert_allclose(
         [p["score"] for p in predictions], [p["score"] for p in expected], atol=1e-6

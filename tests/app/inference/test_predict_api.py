@@ -13,7 +13,9 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from pydantic import TypeAdapter
 
+from app.inference.schemas import PredictResponse
 from ml.artifacts import load_artifact
 from tests.app.inference.conftest import Trained
 from tests.conftest import Stack
@@ -145,12 +147,13 @@ def test_multipart_images_and_timing_headers(
     resp = httpx.post(
         f"{api_server.url}/v1/models/{image_model.name}/predict",
         files=files,
-        data={"top_k": "2"},
+        data={"top_k": "2", "coverage": "0.5"},  # a classifier has no use for coverage
         headers=_headers(stack),
         timeout=60,
     )
     assert resp.status_code == 200, resp.text
     body = resp.json()
+    TypeAdapter(PredictResponse).validate_python(body)  # the shape /openapi.json documents
     assert body["model"] == {"name": image_model.name, "version": image_model.version}
     assert len(body["predictions"]) == 3
     assert all(len(p["scores"]) == 2 for p in body["predictions"])

@@ -7,7 +7,7 @@ import pytest
 
 from ml.datasets.errors import IngestError
 from ml.datasets.ingest import IngestResult, ingest
-from ml.datasets.options import IngestLimits, IngestOptions, Task
+from ml.datasets.options import IngestLimits, IngestOptions
 
 
 @dataclass
@@ -20,7 +20,7 @@ class Store:
     def ingest(
         self,
         upload: Path,
-        task: Task,
+        task: str,
         limits: IngestLimits | None = None,
         **options: object,
     ) -> IngestResult:
@@ -28,7 +28,7 @@ class Store:
         return ingest(upload, opts, limits or IngestLimits(), self.root, self.scratch)
 
     def fails(
-        self, upload: Path, task: Task, limits: IngestLimits | None = None, **options: object
+        self, upload: Path, task: str, limits: IngestLimits | None = None, **options: object
     ) -> IngestError:
         """Ingest must fail, leaving nothing behind in the root or the scratch space."""
         with pytest.raises(IngestError) as caught:

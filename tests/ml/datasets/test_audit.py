@@ -1,15 +1,24 @@
 """audit and deduplicate on hand-built candidates: report shape, bounds and warnings."""
 
 import json
+from typing import Any
 
-from ml.datasets.audit import MAX_SOURCES, audit
+from ml.datasets import audit as auditing
+from ml.datasets.audit import MAX_SOURCES
 from ml.datasets.duplicates import deduplicate
 from ml.datasets.options import IngestLimits
 from ml.datasets.records import Candidate, SkipLog
+from ml.tasks import get_task
 
 
 def _text(source: str, key: str, *labels: str) -> Candidate:
-    return Candidate(source=source, labels=tuple(sorted(labels)), key=key, text=key)
+    return Candidate(source=source, target=tuple(sorted(labels)), key=key, text=key)
+
+
+def audit(
+    items: list[Candidate], skips: SkipLog, limits: IngestLimits
+) -> tuple[list[Candidate], dict[str, Any]]:
+    return auditing.audit(get_task("text_classification"), items, skips, limits)
 
 
 def test_deduplicate_keeps_the_first_of_each_content_and_labelling_in_order() -> None:

@@ -209,3 +209,26 @@ def test_zip64_entry_count_is_read_from_the_zip64_directory(
     monkeypatch.setattr(zipfile, "ZipFile", None)  # must not be needed to count
     error = _error(upload, limits=IngestLimits(max_entries=65_999))
     assert error.code == "archive_too_large" and "66000 entries" in error.message
+
+
+def test_the_wrong_modality_lists_the_tasks_that_fit(tmp_path: Path) -> None:
+    (tmp_path / "a.csv").write_text("text,target\nhello,1\n")
+    error = _error(tmp_path / "a.csv", "image_regression")
+    assert (error.code, error.field) == ("wrong_task", "task")
+    assert "text_classification or text_regression" in error.message
+
+
+def test_an_unknown_task_is_422_naming_the_known_ones(tmp_path: Path) -> None:
+    (tmp_path / "a.csv").write_text("text,label\nhello,x\n")
+    error = _error(tmp_path / "a.csv", "audio_classification")
+    assert (error.code, error.status, error.field) == ("invalid_task", 422, "task")
+    assert "text_regression" in error.message
+
+
+def test_regression_columns_are_checked_before_reading(tmp_path: Path) -> None:
+    (tmp_path / "a.csv").write_text("text,price\nhello,1\n")
+    assert _check(tmp_path / "a.csv", "text_regression", target_column="price") == "text_csv"
+    error = _error(tmp_path / "a.csv", "text_regression")
+    assert (error.code, error.field) == ("missing_column", "target_column")
+    error = _error(tmp_path / "a.csv", "text_regression", target_column="price,")
+    assert (error.code, error.field) == ("invalid_target_column", "target_column")

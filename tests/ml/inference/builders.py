@@ -13,6 +13,7 @@ from timm.data import resolve_data_config
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, BertConfig
 
 from ml.artifacts import save_artifact
+from ml.tasks.regression.conformal import fit_conformal
 
 IMAGE_SIZE = 32
 TEXT_MAX_LENGTH = 24
@@ -92,6 +93,58 @@ def text_artifact(
         "thresholds": thresholds,
         "temperature": temperature,
         "preprocessing": {"max_length": TEXT_MAX_LENGTH},
+    }
+    save_artifact(dest, model, config, tokenizer)
+    return dest
+
+
+def regression_artifact(
+    dest: Path,
+    modality: str,
+    targets: list[str],
+    *,
+    mean: list[float],
+    std: list[float],
+    calibration_size: int = 40,
+    seed: int = 0,
+) -> Path:
+    """A random-init regressor with a config.json as the trainer writes it (the brief's fixed
+    format): raw outputs are standardised targets, intervals from held-out residuals."""
+    torch.manual_seed(seed)
+    model: torch.nn.Module
+    if modality == "image":
+        model = timm.create_model("test_efficientnet", num_classes=len(targets)).eval()
+        data_config = resolve_data_config({}, model=model)
+        data_config["input_size"] = [3, IMAGE_SIZE, IMAGE_SIZE]
+        preprocessing = {k: list(v) if isinstance(v, tuple) else v for k, v in data_config.items()}
+        described = {"library": "timm", "backbone": {"id": "tiny", "arch": "test_efficientnet"}}
+        tokenizer = None
+    else:
+        tokenizer = minilm_tokenizer()
+        hf_config = BertConfig(  # type: ignore[call-arg]
+            vocab_size=tokenizer.vocab_size,
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            intermediate_size=64,
+            initializer_range=0.2,
+            num_labels=len(targets),
+        )
+        model = AutoModelForSequenceClassification.from_config(hf_config).eval()
+        preprocessing = {"max_length": TEXT_MAX_LENGTH}
+        described = {"library": "transformers", "backbone": {"id": "tiny-bert", "arch": "bert"}}
+    rng = np.random.default_rng(seed)
+    residuals = np.abs(rng.normal(0.0, std, size=(calibration_size, len(targets))))
+    config = {
+        "task": f"{modality}_regression",
+        "modality": modality,
+        **described,
+        "targets": targets,
+        "multilabel": False,
+        "target_scale": {"mean": mean, "std": std},
+        "intervals": fit_conformal(residuals),
+        "loss": "mse",
+        "preprocessing": preprocessing,
     }
     save_artifact(dest, model, config, tokenizer)
     return dest

@@ -5,7 +5,12 @@ import pytest
 from ml.artifacts import load_artifact
 from ml.inference.onnx_export import ONNX_FILES, export_onnx, quantize_int8
 from ml.inference.predictor import load_predictor
-from tests.ml.inference.builders import image_artifact, image_bytes, text_artifact
+from tests.ml.inference.builders import (
+    image_artifact,
+    image_bytes,
+    regression_artifact,
+    text_artifact,
+)
 
 IMAGE_LABELS = ["cat", "dog", "fox"]
 TEXT_LABELS = ["neg", "neutral", "pos"]
@@ -47,3 +52,19 @@ def text_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def text_multi_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     dest = tmp_path_factory.mktemp("txtm") / "v1"
     return _with_onnx(text_artifact(dest, MULTI_LABELS, multilabel=True, temperature=0.8))
+
+
+@pytest.fixture(scope="session")
+def image_regression_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    dest = tmp_path_factory.mktemp("imgr") / "v1"
+    # Targets on scales far from standardised ones, so a missing de-standardisation shows.
+    return _with_onnx(regression_artifact(dest, "image", ["price"], mean=[250.0], std=[40.0]))
+
+
+@pytest.fixture(scope="session")
+def text_regression_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    dest = tmp_path_factory.mktemp("txtr") / "v1"
+    artifact = regression_artifact(
+        dest, "text", ["width", "height"], mean=[12.0, -3.0], std=[0.5, 8.0]
+    )
+    return _with_onnx(artifact)

@@ -9,6 +9,7 @@ from timm.data import create_transform
 
 from ml.artifacts import load_artifact
 from ml.inference import InputError, RuntimeUnavailable, load_predictor
+from ml.tasks import PredictOptions
 from tests.ml.inference.builders import TEXT_MAX_LENGTH, image_bytes, texts
 
 # runtime -> how far its probabilities may be from eager torch's
@@ -61,7 +62,7 @@ def reference_text_probs(artifact_dir: Path, batch: list[str]) -> np.ndarray:
 def _probs(artifact_dir: Path, runtime: str, inputs: list) -> np.ndarray:
     predictor = load_predictor(artifact_dir, runtime=runtime)
     assert predictor.runtime == runtime
-    return predictor.probabilities(predictor.forward(predictor.preprocess(inputs)))
+    return predictor.postprocess(predictor.forward(predictor.preprocess(inputs)))
 
 
 @pytest.mark.parametrize(("runtime", "tolerance"), RUNTIMES)
@@ -108,30 +109,30 @@ def test_short_text_batches_are_padded_to_their_longest_member_only(text_dir: Pa
 
 def test_single_label_format_and_top_k(image_dir: Path) -> None:
     predictor = load_predictor(image_dir)
-    assert predictor.labels == ["cat", "dog", "fox"]
-    assert not predictor.multilabel
+    assert predictor.names == ["cat", "dog", "fox"]
+    assert predictor.task.name == "image_classification"
     assert predictor.modality == "image"
-    probs = predictor.probabilities(predictor.forward(predictor.preprocess([image_bytes(3)])))
-    (prediction,) = predictor.format(probs, top_k=2)
+    probs = predictor.postprocess(predictor.forward(predictor.preprocess([image_bytes(3)])))
+    (prediction,) = predictor.format(probs, PredictOptions(top_k=2))
     order = np.argsort(-probs[0])
-    assert prediction["label"] == predictor.labels[order[0]]
+    assert prediction["label"] == predictor.names[order[0]]
     assert prediction["score"] == pytest.approx(probs[0, order[0]])
-    assert [s["label"] for s in prediction["scores"]] == [predictor.labels[i] for i in order[:2]]
+    assert [s["label"] for s in prediction["scores"]] == [predictor.names[i] for i in order[:2]]
     assert prediction["scores"][0]["score"] == prediction["score"]
-    assert len(predictor.format(probs, top_k=10)[0]["scores"]) == 3
-    assert len(predictor.format(probs, top_k=0)[0]["scores"]) == 1
+    assert len(predictor.format(probs, PredictOptions(top_k=10))[0]["scores"]) == 3
+    assert len(predictor.format(probs, PredictOptions(top_k=0))[0]["scores"]) == 1
 
 
 def test_multilabel_format_uses_the_config_thresholds(image_multi_dir: Path) -> None:
     predictor = load_predictor(image_multi_dir)
     thresholds = np.array([0.3, 0.5, 0.6, 0.45])
     images = [image_bytes(i) for i in range(8)]
-    probs = predictor.probabilities(predictor.forward(predictor.preprocess(images)))
-    predictions = predictor.format(probs, top_k=4)
+    probs = predictor.postprocess(predictor.forward(predictor.preprocess(images)))
+    predictions = predictor.format(probs, PredictOptions(top_k=4))
     for row, prediction in zip(probs, predictions, strict=True):
         assert "label" not in prediction
         over = {
-            label for label, p, t in zip(predictor.labels, row, thresholds, strict=True) if p >= t
+            label for label, p, t in zip(predictor.names, row, thresholds, strict=True) if p >= t
         }
         assert set(prediction["labels"]) == over
         assert [s["score"] for s in prediction["scores"]] == sorted(row, reverse=True)

@@ -28,8 +28,8 @@ def test_prepare_serving_records_a_choice_that_keeps_accuracy(tmp_path: Path) ->
     chosen = candidates[report["chosen"]]
     assert chosen["eligible"]
     assert chosen["accuracy"] >= 0.95 - 0.005
-    assert chosen["max_abs_prob_diff"] <= 0.05
-    assert candidates["onnx_fp32"]["max_abs_prob_diff"] < 1e-4
+    assert chosen["max_abs_diff"] <= 0.05
+    assert candidates["onnx_fp32"]["max_abs_diff"] < 1e-4
     for result in candidates.values():
         assert result["latency_ms"]["batch_1"] > 0
         assert result["latency_ms"]["batch_8"] > 0
@@ -50,7 +50,7 @@ def test_prepare_serving_records_a_choice_that_keeps_accuracy(tmp_path: Path) ->
 def test_probabilities_must_stay_close_to_torch(tmp_path: Path) -> None:
     artifact_dir = image_artifact(tmp_path / "v1", ["a", "b"])
     images = [image_bytes(i) for i in range(5)]
-    report = prepare_serving(artifact_dir, images, None, max_prob_diff=0.0, max_examples=3)
+    report = prepare_serving(artifact_dir, images, None, max_abs_diff=0.0, max_examples=3)
     assert report["examples"] == 3
     # ONNX differs from eager torch by float rounding, which a zero tolerance refuses
     assert report["chosen"] == "torch"
@@ -95,7 +95,7 @@ def _ok(latency: float, accuracy: float | None, diff: float = 0.0) -> dict:
         "latency_ms": {"batch_1": latency, "batch_8": latency * 4},
         "accuracy": accuracy,
         "agreement": 1.0,
-        "max_abs_prob_diff": diff,
+        "max_abs_diff": diff,
     }
 
 

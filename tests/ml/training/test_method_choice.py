@@ -5,15 +5,13 @@ from dataclasses import replace
 import pytest
 import torch
 
+from ml.tasks import get_task
 from ml.training.choice import choose_method
 from ml.training.finetune import Baseline, FineTuneResult
-from ml.training.probe import ProbeFit
 
 PROBE = {"val_macro_f1": 0.80, "val_loss": 0.50, "val_accuracy": 0.8}
-
-
-def _probe() -> ProbeFit:
-    return ProbeFit(torch.zeros(2, 2), torch.zeros(2), 1e-3, torch.zeros(1, 2), (0.8, -0.5))
+TASK = get_task("image_classification")
+L2 = 1e-3
 
 
 def _tuned(best_epoch: int, f1: float, loss: float) -> FineTuneResult:
@@ -31,7 +29,7 @@ def test_linear_probe_never_fine_tunes(model: torch.nn.Module) -> None:
     def tune(baseline: Baseline | None) -> FineTuneResult:
         raise AssertionError("must not fine-tune")
 
-    method, reason, tuned = choose_method("linear_probe", model, _probe(), PROBE, tune)
+    method, reason, tuned = choose_method("linear_probe", TASK, model, L2, PROBE, tune)
     assert (method, tuned) == ("linear_probe", None)
     assert "requested" in reason
 
@@ -41,7 +39,7 @@ def test_auto_skips_a_perfect_probe(model: torch.nn.Module) -> None:
         raise AssertionError("must not fine-tune")
 
     perfect = PROBE | {"val_macro_f1": 1.0}
-    method, reason, _ = choose_method("auto", model, _probe(), perfect, tune)
+    method, reason, _ = choose_method("auto", TASK, model, L2, perfect, tune)
     assert method == "linear_probe" and "already perfect" in reason
 
 
@@ -65,7 +63,7 @@ def test_auto_keeps_whichever_is_better_on_validation(
         baselines.append(baseline)
         return tuned
 
-    chosen, reason, result = choose_method("auto", model, _probe(), PROBE, tune)
+    chosen, reason, result = choose_method("auto", TASK, model, L2, PROBE, tune)
     assert (chosen, result) == (method, tuned)
     assert fragment in reason
     baseline = baselines[0]
@@ -80,6 +78,6 @@ def test_full_always_keeps_the_fine_tuned_model(model: torch.nn.Module) -> None:
         baselines.append(baseline)
         return replace(_tuned(1, 0.5, 2.0))
 
-    method, reason, _ = choose_method("full", model, _probe(), PROBE, tune)
+    method, reason, _ = choose_method("full", TASK, model, L2, PROBE, tune)
     assert method == "lp_ft" and "LP-FT" in reason
     assert baselines == [None]  # no probe to beat: the best fine-tuned epoch wins

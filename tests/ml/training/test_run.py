@@ -135,9 +135,10 @@ def test_auto_keeps_the_probe_when_fine_tuning_does_not_beat_it(
 
     assert outcome.method == "linear_probe"
     assert "did not beat the linear probe" in outcome.method_reason
-    assert outcome.metrics["macro_f1"] == pytest.approx(
-        outcome.metrics["linear_probe"]["val_macro_f1"]
-    )
+    # The kept probe is measured out of fold on every example, as its event reported.
+    probe_event = next(e for e in hooks.of(type="metrics") if e["data"]["epoch"] == 0)
+    assert outcome.metrics["evaluated_on"] == {"split": "out_of_fold", "examples": 90, "folds": 5}
+    assert outcome.metrics["macro_f1"] == pytest.approx(probe_event["data"]["val_macro_f1"])
     assert any("early stop" in e["message"] for e in hooks.of("warn"))
     assert len(outcome.metrics["epochs"]) == 2
 
@@ -169,10 +170,10 @@ def test_multilabel_learns_per_label_thresholds(
         make_spec(multilabel_dataset, method=method, hyperparameters=hp), Recorder()
     )
 
-    assert outcome.multilabel
+    assert outcome.task_config["multilabel"]
     assert outcome.method == ("linear_probe" if method == "linear_probe" else "lp_ft")
-    assert outcome.thresholds is not None and len(outcome.thresholds) == 3
-    assert all(0.0 < t < 1.0 for t in outcome.thresholds)
+    assert (thresholds := outcome.task_config["thresholds"]) is not None and len(thresholds) == 3
+    assert all(0.0 < t < 1.0 for t in thresholds)
     assert outcome.metrics["macro_f1"] >= 0.8
     assert {"micro_f1", "subset_accuracy"} <= set(outcome.metrics)
     assert "confusion_matrix" not in outcome.metrics
@@ -238,7 +239,7 @@ def test_outcome_round_trips_through_an_artifact(
 
     loaded = load_artifact(tmp_path / "model")
     assert loaded.config["labels"] == outcome.labels
-    assert loaded.config["temperature"] == outcome.temperature
+    assert loaded.config["temperature"] == outcome.task_config["temperature"]
     assert loaded.config["method"] == "linear_probe"
     assert loaded.config["backbone"]["weights_sha256"] == outcome.backbone_weights_sha256
     if backbone == "image":
