@@ -201,7 +201,7 @@ def service_row(
     values, intervals = served_predictions(trained.artifact_dir, data.test_inputs, device)
     predict_s = time.perf_counter() - started
     s = score(data.test_targets, values, intervals)
-    val_rmse = trained.outcome.metrics.get("val_rmse")
+    val_rmse = trained.outcome.metrics.get("rmse")  # the kept model's, on validation
     return Row(
         data.name, method, trained.outcome.method, len(data.test_targets), s.rmse, s.r2,
         s.coverage, s.width, s.rmse / baseline_rmse,
