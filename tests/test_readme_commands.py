@@ -26,6 +26,7 @@ benchmarks' business, not run here.
 
 from __future__ import annotations
 
+import csv
 import json
 import re
 import secrets
@@ -41,7 +42,7 @@ import pytest
 from PIL import Image
 
 from app.config import Settings
-from tests.factories.uploads import digits_zip, tweets_csv
+from tests.factories.uploads import digits_zip, tweets, tweets_csv
 from tests.support.api_process import free_port
 from tests.support.docs import (
     ROOT,
@@ -138,6 +139,15 @@ def _tickets_csv(path: Path) -> set[str]:
     return set(tweets_csv(path, 60, text_column="body", label_column="topic"))
 
 
+def _listings_csv(path: Path) -> set[str]:
+    """Texts with a numeric `price`: tweets, priced by their length in words."""
+    with path.open("w", encoding="utf-8", newline="") as stream:
+        writer = csv.writer(stream)
+        writer.writerow(["text", "price"])
+        writer.writerows((text, 2.5 * len(text.split())) for text, _ in tweets(60))
+    return set()
+
+
 def _part_jpg(path: Path) -> set[str]:
     from sklearn.datasets import load_digits
 
@@ -151,6 +161,7 @@ def _part_jpg(path: Path) -> set[str]:
 EXAMPLE_FILES: dict[str, Callable[[Path], set[str]]] = {
     "products.zip": _products_zip,  # one folder per label
     "tickets.csv": _tickets_csv,  # columns body, topic
+    "listings.csv": _listings_csv,  # columns text, price (a number)
     "part.jpg": _part_jpg,
 }
 
@@ -203,7 +214,12 @@ def test_walkthrough_runs_as_written(
     models = re.findall(r"/v1/models/([\w.-]+)/predict", script)
     assert [p["model"]["name"] for p in predicted] == models, done.stdout
     for answer in predicted:
-        assert answer["predictions"] and all(p["label"] in labels for p in answer["predictions"])
+        assert answer["predictions"]
+        for p in answer["predictions"]:
+            if "value" in p:  # the regression model: a value inside its interval
+                assert p["interval"][0] <= p["value"] <= p["interval"][1] and p["coverage"] == 0.8
+            else:
+                assert p["label"] in labels
     jobs: dict[str, str] = {
         v["id"]: v["status"] for v in values if v.get("object") == "fine_tuning.job"
     }

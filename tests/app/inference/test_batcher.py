@@ -55,7 +55,22 @@ class Recorder:
         self.sizes.append(size)
 
 
-class Gated:
+class Wrapping:
+    """A predictor around a real one: what a test does not change goes to ``inner``."""
+
+    inner: Predictor
+
+    def postprocess(self, raw: np.ndarray) -> np.ndarray:
+        return self.inner.postprocess(raw)
+
+    def format(self, values: np.ndarray, options: PredictOptions) -> list[dict]:
+        return self.inner.format(values, options)
+
+    def check(self, options: PredictOptions) -> None:
+        self.inner.check(options)
+
+
+class Gated(Wrapping):
     """A predictor whose forward passes wait for ``release``; ``entered`` tells one began."""
 
     def __init__(self, inner: Predictor) -> None:
@@ -75,15 +90,6 @@ class Gated:
             self.fail_next = False
             raise RuntimeError("forward failed")
         return self.inner.forward(batch)
-
-    def postprocess(self, raw: np.ndarray) -> np.ndarray:
-        return self.inner.postprocess(raw)
-
-    def format(self, values: np.ndarray, options: PredictOptions) -> list[dict]:
-        return self.inner.format(values, options)
-
-    def check(self, options: PredictOptions) -> None:
-        self.inner.check(options)
 
 
 def assert_same(got: list[dict], expected: list[dict]) -> None:
@@ -225,7 +231,7 @@ async def test_a_bad_input_fails_only_its_own_request(
     await batcher.close()
 
 
-class Poisoned:
+class Poisoned(Wrapping):
     """A predictor whose batch call raises whenever ``poison`` is among its inputs, in
     preprocessing (as a tokenizer meeting a lone surrogate did) or in the forward pass,
     without saying which input it was. ``calls`` records each call's size."""
@@ -246,15 +252,6 @@ class Poisoned:
         if self.stage == "forward" and self.poison in inputs:
             raise RuntimeError("the forward pass failed")
         return self.inner.forward(encoded)
-
-    def postprocess(self, raw: np.ndarray) -> np.ndarray:
-        return self.inner.postprocess(raw)
-
-    def format(self, values: np.ndarray, options: PredictOptions) -> list[dict]:
-        return self.inner.format(values, options)
-
-    def check(self, options: PredictOptions) -> None:
-        self.inner.check(options)
 
 
 @pytest.mark.parametrize("stage", ["preprocess", "forward"])

@@ -60,6 +60,19 @@ def image_artifact(
     return dest
 
 
+def tiny_bert_config(vocab_size: int, num_labels: int, **extra: Any) -> BertConfig:
+    return BertConfig(  # type: ignore[call-arg]
+        vocab_size=vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        initializer_range=0.2,  # 10x the default: answers that differ clearly between texts
+        num_labels=num_labels,
+        **extra,
+    )
+
+
 def text_artifact(
     dest: Path,
     labels: list[str],
@@ -70,14 +83,9 @@ def text_artifact(
     seed: int = 0,
 ) -> Path:
     tokenizer = minilm_tokenizer()
-    hf_config = BertConfig(  # type: ignore[call-arg]
-        vocab_size=tokenizer.vocab_size,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        initializer_range=0.2,  # 10x the default: answers that differ clearly between texts
-        num_labels=len(labels),
+    hf_config = tiny_bert_config(
+        tokenizer.vocab_size,
+        len(labels),
         id2label=dict(enumerate(labels)),
         label2id={label: i for i, label in enumerate(labels)},
     )
@@ -121,15 +129,7 @@ def regression_artifact(
         tokenizer = None
     else:
         tokenizer = minilm_tokenizer()
-        hf_config = BertConfig(  # type: ignore[call-arg]
-            vocab_size=tokenizer.vocab_size,
-            hidden_size=32,
-            num_hidden_layers=2,
-            num_attention_heads=2,
-            intermediate_size=64,
-            initializer_range=0.2,
-            num_labels=len(targets),
-        )
+        hf_config = tiny_bert_config(tokenizer.vocab_size, len(targets))
         model = AutoModelForSequenceClassification.from_config(hf_config).eval()
         preprocessing = {"max_length": TEXT_MAX_LENGTH}
         described = {"library": "transformers", "backbone": {"id": "tiny-bert", "arch": "bert"}}

@@ -29,18 +29,20 @@ TOPICS = {
 FILLER = ["the", "a", "today", "really", "we", "some", "new", "about", "very", "my"]
 
 
-def write_dataset(
+def write_stored(
     root: Path,
     task: str,
-    rows: Sequence[tuple[Sequence[str], str | bytes]],
-    *,
-    multilabel: bool = False,
+    header: dict[str, Any],
+    rows: Sequence[tuple[dict[str, Any], str | bytes]],
 ) -> Path:
-    """A stored dataset as ingest writes it: content-addressed files, sha256-named directory."""
+    """A stored dataset as ingest writes it: content-addressed files, sha256-named directory.
+
+    ``header`` holds the task's manifest fields; each row is (its target fields, content).
+    """
     files: dict[str, bytes] = {}
     examples = []
-    for i, (labels, content) in enumerate(rows):
-        example: dict[str, Any] = {"labels": sorted(labels), "source": f"row {i}"}
+    for i, (target, content) in enumerate(rows):
+        example: dict[str, Any] = {**target, "source": f"row {i}"}
         if isinstance(content, bytes):
             name = f"files/{hashlib.sha256(content).hexdigest()}.png"
             files[name] = content
@@ -48,14 +50,7 @@ def write_dataset(
         else:
             example["text"] = content
         examples.append(example)
-    labels_seen = sorted({label for labels, _ in rows for label in labels})
-    manifest = {
-        "format": FORMAT,
-        "task": task,
-        "multilabel": multilabel,
-        "labels": labels_seen,
-        "examples": examples,
-    }
+    manifest = {"format": FORMAT, "task": task, **header, "examples": examples}
     payload, sha = encode_manifest(manifest)
     directory = root / sha
     (directory / "files").mkdir(parents=True, exist_ok=True)
@@ -63,6 +58,19 @@ def write_dataset(
     for name, content in files.items():
         (directory / name).write_bytes(content)
     return directory
+
+
+def write_dataset(
+    root: Path,
+    task: str,
+    rows: Sequence[tuple[Sequence[str], str | bytes]],
+    *,
+    multilabel: bool = False,
+) -> Path:
+    """A stored classification dataset."""
+    labels_seen = sorted({label for labels, _ in rows for label in labels})
+    header = {"multilabel": multilabel, "labels": labels_seen}
+    return write_stored(root, task, header, [({"labels": sorted(y)}, x) for y, x in rows])
 
 
 def squares_png(colours: Sequence[tuple[int, int, int]], rng: random.Random) -> bytes:

@@ -1,7 +1,6 @@
 """Regression through the engine on tiny backbones: every method trains, reports honest
 metrics and intervals, and the artifact serves values with the intervals it was calibrated for."""
 
-import hashlib
 import io
 import random
 from collections.abc import Sequence
@@ -13,42 +12,20 @@ import pytest
 from PIL import Image
 
 from ml.artifacts import save_artifact
-from ml.datasets.manifest import FORMAT, encode_manifest
 from ml.inference.predictor import load_predictor
 from ml.tasks import PredictOptions
 from ml.training.run import run_training
-from tests.ml.training.conftest import FILLER, MakeSpec, Recorder
+from tests.ml.training.conftest import FILLER, MakeSpec, Recorder, write_stored
 
 
 def write_regression_dataset(
     root: Path, task: str, names: Sequence[str], rows: Sequence[tuple[Sequence[float], Any]]
 ) -> Path:
     """A stored regression dataset as ingest writes it."""
-    files: dict[str, bytes] = {}
-    examples = []
-    for i, (target, content) in enumerate(rows):
-        example: dict[str, Any] = {"target": [float(t) for t in target], "source": f"row {i}"}
-        if isinstance(content, bytes):
-            name = f"files/{hashlib.sha256(content).hexdigest()}.png"
-            files[name] = content
-            example["file"] = name
-        else:
-            example["text"] = content
-        examples.append(example)
-    manifest = {
-        "format": FORMAT,
-        "task": task,
-        "multilabel": False,
-        "targets": list(names),
-        "examples": examples,
-    }
-    payload, sha = encode_manifest(manifest)
-    directory = root / sha
-    (directory / "files").mkdir(parents=True, exist_ok=True)
-    (directory / "manifest.json").write_bytes(payload)
-    for name, content in files.items():
-        (directory / name).write_bytes(content)
-    return directory
+    header = {"multilabel": False, "targets": list(names)}
+    return write_stored(
+        root, task, header, [({"target": [float(t) for t in y]}, x) for y, x in rows]
+    )
 
 
 def square_png(side: int, rng: random.Random) -> bytes:
