@@ -45,9 +45,13 @@ format: install
 	$(BIN)/ruff check --fix .
 
 # The benchmarks' image data is Debian's Fashion-MNIST package (needs root, or sudo).
-bench-data:
-	@test -d /usr/share/datasets/fashion-mnist || \
-		$$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y dataset-fashion-mnist
+# Benchmark data: Fashion-MNIST and the emoji font (Debian), VADER's rated tweets (they ship
+# only in vaderSentiment's source archive on PyPI; bench/regression_data.py reads it there).
+bench-data: install
+	@test -d /usr/share/datasets/fashion-mnist -a -f /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf || \
+		$$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y dataset-fashion-mnist fonts-noto-color-emoji
+	@test -f $(VENV_ROOT)/bench-data/vaderSentiment-3.3.2.tar.gz || \
+		$(BIN)/pip download --quiet --no-deps --no-binary :all: -d $(VENV_ROOT)/bench-data vaderSentiment==3.3.2
 
 bench: install bench-data
 	$(BIN)/python -m bench.train_overhead
@@ -57,6 +61,7 @@ bench: install bench-data
 	$(BIN)/python -m bench.serve
 	$(BIN)/python -m bench.slow_clients
 	$(BIN)/python -m bench.accuracy
+	HONE_BENCH_DATA=$(VENV_ROOT)/bench-data $(BIN)/python -m bench.regression
 	$(BIN)/python -m bench.storage
 
 clean-venv:

@@ -45,7 +45,7 @@ from bench.common import (
     per_class_sample,
     png_bytes,
     quiet_libraries,
-    train_and_save,
+    train_fresh,
     tweet_splits,
     write_image_zip,
     write_text_csv,
@@ -229,11 +229,8 @@ def service_row(
     options: argparse.Namespace,
 ) -> Row:
     root = out / f"{bench.name}-{method}"
-    shutil.rmtree(root, ignore_errors=True)  # a fresh cache: no features from an earlier run
-    # Hyperparameters stay "auto" (what a user gets) unless a smoke run caps the epochs.
-    hp = {"epochs": options.epochs} if options.epochs else None
-    trained = train_and_save(
-        dataset_dir, spec, method, root, hyperparameters=hp, device=device.type,
+    trained = train_fresh(
+        dataset_dir, spec, method, root, epochs=options.epochs, device=device.type,
         verbose=options.verbose,
     )  # fmt: skip
     started = time.perf_counter()

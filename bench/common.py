@@ -11,6 +11,7 @@ import io
 import os
 import platform
 import random
+import shutil
 import time
 import zipfile
 from collections.abc import Sequence
@@ -281,3 +282,22 @@ def ingest_regression_upload(
     """``ingest_upload`` for a regression task: the target column is an ingest option."""
     options = IngestOptions(task=task, filename=upload.name, target_column=target_column)
     return ingest(upload, options, IngestLimits(), root / "datasets", root / "scratch")
+
+
+def train_fresh(
+    dataset_dir: Path,
+    backbone: BackboneSpec,
+    method: Method,
+    root: Path,
+    *,
+    epochs: int | None,
+    device: str,
+    verbose: bool,
+) -> TrainedModel:
+    """A benchmark's service run: on an empty cache (no features from an earlier run), with
+    the "auto" hyperparameters a user gets unless a smoke run caps the epochs."""
+    shutil.rmtree(root, ignore_errors=True)
+    hp = {"epochs": epochs} if epochs else None
+    return train_and_save(
+        dataset_dir, backbone, method, root, hyperparameters=hp, device=device, verbose=verbose
+    )

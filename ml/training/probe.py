@@ -9,11 +9,14 @@ validation outputs for every example (metrics, calibration); the head is then re
 example (what a probe version serves) and on the training rows alone (where fine-tuning starts,
 so that validation stays unseen by it). The loss and the score come from the task.
 
-Features are centred (folded back into the bias) but deliberately not rescaled per dimension:
-rescaling would turn near-constant features into huge weights, and fine-tuning starting from
-this head (LP-FT) moves those features far beyond their old spread, blowing up the logits.
-On raw features the L2 penalty itself keeps such weights small. The mean is that of every
-example: it uses no targets, and with an unpenalised bias it moves no fit's predictions.
+Features are centred and scaled per dimension (both folded back into the head), like the
+StandardScaler a practitioner puts before a logistic regression: on the benchmark's MiniLM
+features the scaled probe scored 1.3 accuracy and 1.1 macro-F1 points more on the test set
+(bench/RESULTS.md). A dimension's scale is floored at a tenth of the median one: dividing by
+the spread of a near-constant feature would give it a huge weight, and fine-tuning from this
+head (LP-FT) moves such features far beyond their old spread, blowing up the logits (what the
+unscaled probe once guarded against). Mean and scale are those of every example: they use
+no targets, and with an unpenalised bias the mean moves no fit's predictions.
 """
 
 import contextlib
@@ -28,8 +31,11 @@ from ml.device import torch_threads
 from ml.tasks.base import LossFn, ProbeFit, Score
 from ml.training.model import classifier_layer
 
-# Candidate L2 strengths (on the mean loss of a fold's fitting rows), strongest first.
-L2_GRID = (1e-1, 3e-2, 1e-2, 3e-3, 1e-3, 3e-4, 1e-4, 3e-5, 1e-5)
+# Candidate L2 strengths (on the mean loss of a fold's fitting rows, on scaled features),
+# strongest first.
+L2_GRID = (1.0, 3e-1, 1e-1, 3e-2, 1e-2, 3e-3, 1e-3, 3e-4, 1e-4, 3e-5, 1e-5)
+# A dimension's scale is at least this share of the median dimension's.
+_MIN_RELATIVE_SCALE = 0.1
 # Stop walking the grid after this many strengths in a row without a better pooled score.
 _GRID_PATIENCE = 2
 _MAX_ITER = 500
@@ -150,6 +156,14 @@ def walk_grid(
     return best
 
 
+def feature_scaling(features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(mean, scale) per dimension, each scale floored at a tenth of the median one."""
+    mean = features.mean(dim=0)
+    spread = features.std(dim=0) if len(features) > 1 else torch.ones_like(mean)
+    floor = _MIN_RELATIVE_SCALE * spread.median().clamp_min(1e-12)
+    return mean, spread.clamp_min(float(floor))
+
+
 def cross_fit(
     features: torch.Tensor,
     targets: torch.Tensor,
@@ -166,8 +180,8 @@ def cross_fit(
     started = time.perf_counter()
     rows = np.arange(len(features))
     splits = [(rows[folds != f], rows[folds == f]) for f in np.unique(folds)]
-    mean = features.mean(dim=0)
-    x = features - mean
+    mean, scale = feature_scaling(features)
+    x = (features - mean) / scale
     small = x.device.type == "cpu" and x.numel() < _SINGLE_THREAD_ELEMENTS
     with torch_threads(1) if small else contextlib.nullcontext():
         walk = walk_grid(x, targets, splits, num_outputs, loss_fn, score)
@@ -193,7 +207,8 @@ def cross_fit(
         "l2_refit": {"all": l2_all, "train": l2_train},
         "seconds": round(time.perf_counter() - started, 4),
     }
-    # Fold the centring in: W (x - m) + b = W x + (b - W m).
+    # Fold the scaling and centring in: W ((x - m) / s) + b = (W / s) x + (b - (W / s) m).
+    weight, train_weight = weight / scale, train_weight / scale
     return ProbeFit(
         weight=weight,
         bias=bias - weight @ mean,
