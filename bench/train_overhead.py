@@ -40,10 +40,10 @@ from transformers import AutoModel, AutoTokenizer, BertConfig
 from ml.datasets.manifest import FORMAT, encode_manifest
 from ml.datasets.store import load_dataset
 from ml.device import autocast, configure_threads, pick_device
+from ml.tasks.classification.loss import classification_loss
 from ml.training.data import build_loader, prepare_inputs
 from ml.training.loader import Batch, Inputs, Loader
 from ml.training.loop import EpochProgress, build_optimizer, train_one_epoch
-from ml.training.loss import classification_loss
 from ml.training.model import forward_logits
 from ml.training.reporting import Reporter
 from ml.training.spec import NullHooks

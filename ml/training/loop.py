@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import torch
 
 from ml.device import autocast
+from ml.tasks.base import LossFn
 from ml.training.loader import Loader
-from ml.training.loss import LossFn
 from ml.training.model import (
     forward_logits,
     freeze_batchnorm_statistics,

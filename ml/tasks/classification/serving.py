@@ -5,8 +5,12 @@ from typing import Any
 
 import numpy as np
 
-from ml.inference.outputs import calibrated_probabilities, format_predictions, resolve_thresholds
 from ml.tasks.base import PredictOptions, ServingHead
+from ml.tasks.classification.outputs import (
+    calibrated_probabilities,
+    format_predictions,
+    resolve_thresholds,
+)
 
 
 class ClassificationHead(ServingHead):

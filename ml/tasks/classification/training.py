@@ -10,11 +10,11 @@ import numpy as np
 import torch
 
 from ml.tasks.base import Fitted, LossFn, ProbeFit, Score
-from ml.training.evaluation import final_report, score_of, summarize
-from ml.training.loss import classification_loss
+from ml.tasks.classification.evaluation import final_report, score_of, summarize
+from ml.tasks.classification.loss import classification_loss
+from ml.tasks.classification.targets import class_weights, encode_targets, label_matrix
 from ml.training.probe import cross_fit, fold_count, stratified_folds
 from ml.training.split import stratified_split
-from ml.training.targets import class_weights, encode_targets, label_matrix
 
 if TYPE_CHECKING:
     from ml.datasets.store import StoredDataset

@@ -5,8 +5,12 @@ from typing import Any
 import numpy as np
 import pytest
 
-from ml.inference.outputs import calibrated_probabilities, format_predictions, resolve_thresholds
 from ml.tasks import PredictOptions, get_task
+from ml.tasks.classification.outputs import (
+    calibrated_probabilities,
+    format_predictions,
+    resolve_thresholds,
+)
 from ml.tasks.regression.conformal import fit_conformal, half_widths
 
 LOGITS = np.array([[2.0, -1.0, 0.5], [0.1, 0.2, 3.0], [-2.0, 1.5, 1.4]])

@@ -13,8 +13,9 @@ from sklearn.metrics import f1_score, log_loss
 from sklearn.model_selection import GridSearchCV
 from threadpoolctl import threadpool_limits
 
+from ml.tasks.classification.loss import classification_loss
+from ml.tasks.classification.targets import label_matrix
 from ml.tasks.classification.training import ClassificationTraining
-from ml.training.loss import classification_loss
 from ml.training.probe import (
     L2_GRID,
     cross_fit,
@@ -24,7 +25,6 @@ from ml.training.probe import (
     walk_grid,
 )
 from ml.training.split import stratified_split
-from ml.training.targets import label_matrix
 
 TASK = ClassificationTraining()
 

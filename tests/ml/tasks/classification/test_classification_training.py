@@ -8,9 +8,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ml.calibration import probabilities
 from ml.datasets.store import Example, StoredDataset
-from ml.metrics import best_thresholds
+from ml.tasks.classification.calibration import probabilities
+from ml.tasks.classification.metrics import best_thresholds
 from ml.tasks.classification.training import ClassificationTraining
 
 TASK = ClassificationTraining()

@@ -7,7 +7,11 @@ from sklearn.metrics import (
     precision_recall_fscore_support,
 )
 
-from ml.metrics import best_thresholds, multilabel_metrics, single_label_metrics
+from ml.tasks.classification.metrics import (
+    best_thresholds,
+    multilabel_metrics,
+    single_label_metrics,
+)
 
 
 def test_single_label_metrics_match_sklearn() -> None:

@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ml.calibration import (
+from ml.tasks.classification.calibration import (
     choose_temperature,
     ece_bins,
     expected_calibration_error,

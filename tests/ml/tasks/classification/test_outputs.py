@@ -1,7 +1,11 @@
 import numpy as np
 import pytest
 
-from ml.inference.outputs import calibrated_probabilities, format_predictions, resolve_thresholds
+from ml.tasks.classification.outputs import (
+    calibrated_probabilities,
+    format_predictions,
+    resolve_thresholds,
+)
 
 
 def test_softmax_is_temperature_scaled_and_stable_for_huge_logits() -> None:
