@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import torch
+from pydantic import BaseModel
 
 if TYPE_CHECKING:
     from ml.datasets.options import IngestLimits, IngestOptions
@@ -120,6 +121,8 @@ class Task(ABC):
     target_field: str = "label_column"  # the upload's form field naming the target column(s)
     # The task's own hyperparameters and their "auto" values (validated in ml/training/hparams).
     hyperparameters: dict[str, Any] = {}
+    # The pydantic models of the objects its serving head answers: the contract's shapes.
+    prediction_schemas: tuple[type[BaseModel], ...] = ()
 
     # --- data -----------------------------------------------------------------------------
 

@@ -4,6 +4,7 @@ from typing import Any
 
 from ml.tasks.base import Modality, ServingHead, Task
 from ml.tasks.classification.data import ClassificationData
+from ml.tasks.classification.schemas import ClassificationPrediction, MultiLabelPrediction
 from ml.tasks.classification.serving import ClassificationHead
 from ml.tasks.classification.training import ClassificationTraining
 
@@ -12,6 +13,7 @@ class Classification(ClassificationData, ClassificationTraining, Task):
     family = "classification"
     headline = "val_macro_f1"
     headline_label = "macro-F1"
+    prediction_schemas = (ClassificationPrediction, MultiLabelPrediction)
 
     def __init__(self, modality: Modality) -> None:
         self.modality = modality

@@ -4,6 +4,7 @@ from typing import Any
 
 from ml.tasks.base import Modality, ServingHead, Task
 from ml.tasks.regression.data import RegressionData
+from ml.tasks.regression.schemas import RegressionPrediction
 from ml.tasks.regression.serving import RegressionHead
 from ml.tasks.regression.training import RegressionTraining
 
@@ -13,6 +14,7 @@ class Regression(RegressionData, RegressionTraining, Task):
     headline = "val_rmse"
     headline_label = "RMSE"
     hyperparameters = {"loss": "mse"}
+    prediction_schemas = (RegressionPrediction,)
 
     def __init__(self, modality: Modality) -> None:
         self.modality = modality
