@@ -37,6 +37,7 @@ from timm.data import create_transform
 
 from bench.common import (
     FASHION_MNIST_LABELS,
+    add_run_arguments,
     fashion_mnist,
     ingest_upload,
     load_average,
@@ -309,20 +310,11 @@ def _methods(text: str) -> list[Method]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
-    parser.add_argument("--device", default="cpu", help='"cpu", "cuda" or "auto"')
-    parser.add_argument("--modality", choices=["image", "text", "both"], default="both")
-    parser.add_argument(
-        "--methods", default="linear_probe,full,auto", help="comma-separated training methods"
-    )
+    add_run_arguments(parser, Path("bench/out/accuracy"), "comma-separated training methods")
     parser.add_argument("--image-per-class", type=int, help="training images per class (100)")
     parser.add_argument("--image-test", type=int, help="test images, balanced (2000; 10000: all)")
     parser.add_argument("--text-train", type=int, help="training tweets (1000)")
     parser.add_argument("--text-test", type=int, help="test tweets (1000)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=Path("bench/out/accuracy"))
-    parser.add_argument("--epochs", type=int, help='fine-tuning epochs (default "auto")')
-    parser.add_argument("--verbose", action="store_true", help="print the jobs' events")
     args = parser.parse_args()
     quick = args.quick
     per_class = args.image_per_class or (10 if quick else 100)

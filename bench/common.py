@@ -4,6 +4,7 @@ would send, the engine's own ingest -> train -> save path, and result formatting
 Run the benchmarks from the repository root as modules (``python -m bench.accuracy``).
 """
 
+import argparse
 import csv
 import gzip
 import importlib.util
@@ -301,3 +302,17 @@ def train_fresh(
     return train_and_save(
         dataset_dir, backbone, method, root, hyperparameters=hp, device=device, verbose=verbose
     )
+
+
+def add_run_arguments(
+    parser: argparse.ArgumentParser, out: Path, methods_help: str = "comma-separated methods"
+) -> None:
+    """The options every held-out benchmark takes (bench/accuracy.py, bench/regression.py)."""
+    parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
+    parser.add_argument("--device", default="cpu", help='"cpu", "cuda" or "auto"')
+    parser.add_argument("--modality", choices=["image", "text", "both"], default="both")
+    parser.add_argument("--methods", default="linear_probe,full,auto", help=methods_help)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=out)
+    parser.add_argument("--epochs", type=int, help='fine-tuning epochs (default "auto")')
+    parser.add_argument("--verbose", action="store_true", help="print the jobs' events")

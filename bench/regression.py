@@ -35,6 +35,7 @@ from sklearn.preprocessing import StandardScaler
 
 from bench.accuracy import _batch_size, _batches, _methods, frozen_features
 from bench.common import (
+    add_run_arguments,
     ingest_regression_upload,
     load_average,
     machine_description,
@@ -302,22 +303,15 @@ def results_markdown(rows: Sequence[Row], sets: Sequence[RegressionSet], heading
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
-    parser.add_argument("--device", default="cpu", help='"cpu", "cuda" or "auto"')
-    parser.add_argument("--modality", choices=["image", "text", "both"], default="both")
-    parser.add_argument(
-        "--methods",
-        default="linear_probe,full,auto",
-        help='comma-separated training methods ("" = the baseline alone)',
+    add_run_arguments(
+        parser,
+        Path("bench/out/regression"),
+        'comma-separated training methods ("" = the baseline alone)',
     )
     parser.add_argument("--image-train", type=int, help="training emojis (300)")
     parser.add_argument("--image-test", type=int, help="test emojis (all the others)")
     parser.add_argument("--text-train", type=int, help="training tweets (1000)")
     parser.add_argument("--text-test", type=int, help="test tweets (2000)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=Path("bench/out/regression"))
-    parser.add_argument("--epochs", type=int, help='fine-tuning epochs (default "auto")')
-    parser.add_argument("--verbose", action="store_true", help="print the jobs' events")
     args = parser.parse_args()
     quick = args.quick
     image_train = args.image_train or (150 if quick else 300)
