@@ -109,6 +109,11 @@ class Settings(BaseSettings):
         "its own (CUDA_VISIBLE_DEVICES). Default: every GPU the worker can see "
         "(CUDA_VISIBLE_DEVICES when set, else nvidia-smi -L); none on a CPU-only host.",
     )
+    worker_device: Literal["cpu", "cuda"] = Field(
+        default="cpu",
+        description="The class of host the training workers run on: what a dry run of "
+        "POST /v1/jobs plans and times its job for (the API cannot see the workers' hardware).",
+    )
     log_json: bool = Field(default=True, description="One JSON object per log line.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     # Serving

@@ -1,4 +1,5 @@
-"""A trained model on disk: model.safetensors + config.json (+ hf/ for transformers models).
+"""A trained model on disk: model.safetensors + config.json (+ hf/ for transformers models,
++ the fitted state of a classical model's features, e.g. tfidf/).
 
 The format is described in docs/architecture.md. An artifact is rebuilt offline from its own
 config, so serving never needs the hub, the catalog or the training code.
@@ -8,8 +9,9 @@ import json
 import os
 import shutil
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import timm
@@ -24,6 +26,7 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
+from ml.classical.model import LinearOnFeatures
 from ml.tasks import Task, UnknownTask, get_task
 from ml.training.text_classifier import POOLING, MeanPooledClassifier
 
@@ -46,10 +49,13 @@ def save_artifact(
     model: torch.nn.Module,
     config: dict[str, Any],
     tokenizer: PreTrainedTokenizerBase | None = None,
+    files: Mapping[str, bytes] | None = None,
 ) -> None:
     """Write the artifact into a temporary sibling directory, then move it to dest at once.
 
-    hf/ gets the model's transformers config (when it has one) and the tokenizer (when given).
+    hf/ gets the model's transformers config (when it has one) and the tokenizer (when given);
+    ``files`` ({relative path: bytes}) are what else the model needs, e.g. a classical text
+    model's TF-IDF terms.
 
     dest must not exist: a version's artifact is immutable once the registry points at it.
     """
@@ -67,6 +73,10 @@ def save_artifact(
             hf_config.save_pretrained(tmp / HF_DIR)
         if tokenizer is not None:
             tokenizer.save_pretrained(tmp / HF_DIR)
+        for name, data in (files or {}).items():
+            target = tmp / _relative(name)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
         os.replace(tmp, dest)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -78,7 +88,8 @@ def load_artifact(path: Path) -> LoadedArtifact:
 
     The head has as many outputs as the artifact's task says (labels, or targets). Text models
     are a MeanPooledClassifier when config["backbone"]["pooling"] is "mean" (what the trainer
-    writes), else a plain AutoModelForSequenceClassification.
+    writes), else a plain AutoModelForSequenceClassification. A classical model is one linear
+    layer over as many features as its preprocessing block says.
     """
     config = json.loads((path / CONFIG_FILE).read_text())
     if config.get("format") != FORMAT:
@@ -103,11 +114,23 @@ def load_artifact(path: Path) -> LoadedArtifact:
         else:
             model = AutoModelForSequenceClassification.from_config(hf_config)
         tokenizer = AutoTokenizer.from_pretrained(hf_dir, local_files_only=True)
+    elif config["library"] == "classical":
+        model = LinearOnFeatures(int(config["preprocessing"]["num_features"]), outputs)
     else:
         raise ValueError(f"unknown library {config['library']!r} in {path / CONFIG_FILE}")
     load_model(model, str(path / WEIGHTS_FILE), strict=True, device="cpu")
     model.eval()
     return LoadedArtifact(model=model, config=config, tokenizer=tokenizer, path=path)
+
+
+def _relative(name: str) -> PurePosixPath:
+    """A file name inside the artifact; ValueError for one that would leave it."""
+    path = PurePosixPath(name)
+    if path.is_absolute() or not path.parts or ".." in path.parts:
+        raise ValueError(f"not a relative path inside the artifact: {name!r}")
+    if path.parts[0] in (WEIGHTS_FILE, CONFIG_FILE, HF_DIR):
+        raise ValueError(f"{name!r} is one of the artifact's own files")
+    return path
 
 
 def artifact_task(config: dict[str, Any], path: Path | None = None) -> Task:

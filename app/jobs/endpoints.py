@@ -22,8 +22,8 @@ from app.errors import (
     outage,
     problem_body,
 )
-from app.jobs import repository, service
-from app.jobs.schemas import EventList, EventRead, JobCreate, JobList, JobRead
+from app.jobs import planning, repository, service
+from app.jobs.schemas import EventList, EventRead, JobCreate, JobList, JobPlanRead, JobRead
 from app.jobs.states import JobStatus
 from app.jobs.stream import event_stream
 from app.models import Job, Project
@@ -52,7 +52,24 @@ def _read(session: Session, row: Job) -> JobRead:
     return JobRead.of(row, refs.get(row.model_version_id or ""))
 
 
-@router.post("", status_code=201, response_model=JobRead, summary="Create a fine-tuning job")
+_CREATE_DOC: dict[int | str, dict[str, Any]] = {
+    201: {"description": "The job, queued for a worker."},
+    200: {
+        "model": JobPlanRead,
+        "description": 'With `"dry_run": true`: the plan the job would run and its estimated '
+        "time on the workers' class of host. Nothing is created or queued, and an "
+        "`Idempotency-Key` is neither looked up nor stored.",
+    },
+}
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=JobRead,
+    responses=_CREATE_DOC,
+    summary="Create a fine-tuning job, or plan one (dry_run)",
+)
 def create_job(
     body: JobCreate,
     request: Request,
@@ -60,7 +77,13 @@ def create_job(
     session: SessionDep,
     settings: SettingsDep,
     idempotency_key: IdempotencyKey = None,
-) -> JobRead:
+) -> JobRead | Response:
+    if body.dry_run:
+        # Read-only and never committed; the key is left for the real create to use.
+        plan = planning.plan(
+            session, project, body, catalog=request.app.state.catalog, settings=settings
+        )
+        return JSONResponse(plan.model_dump(mode="json"))
     row = service.existing_for_key(session, project, idempotency_key, body)
     if row is None:
         row = service.create(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal, cast
 
-from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, WithJsonSchema
 from pydantic.config import JsonDict
 
 from app.bounds import BoundedInt, NonNegativeInt, ResourceId
@@ -14,6 +14,7 @@ from app.jobs.states import JobStatus
 from app.models import Job, JobEvent
 from app.pagination import ListOf
 from ml.training.hparams import AUTO, FIELDS, Choice
+from ml.training.spec import ContractMethod
 
 MODEL_NAME_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9._-]{0,99}$"
 Method = Literal["auto", "linear_probe", "full"]
@@ -72,6 +73,12 @@ class JobCreate(BaseModel):
         WithJsonSchema(HYPERPARAMETERS_SCHEMA),
     ] = Field(default_factory=dict, max_length=50)
     seed: NonNegativeInt = 0
+    # Strict: "yes" or 1 is a 422, never read as true (a dry run must not become a real job).
+    dry_run: StrictBool = Field(
+        default=False,
+        description="true: check the request as a create would, and answer 200 with the "
+        "resolved plan and its estimated time instead of creating and queueing a job.",
+    )
 
 
 class Progress(BaseModel):
@@ -96,7 +103,7 @@ class JobRead(BaseModel):
     backbone: str
     model_name: str
     method: Method
-    method_chosen: Literal["linear_probe", "full"] | None = Field(
+    method_chosen: ContractMethod | None = Field(
         description="What a succeeded job kept: `auto` chooses one of these on validation."
     )
     method_reason: str | None = Field(description="Why that method was kept, in words.")
@@ -138,6 +145,53 @@ class JobRead(BaseModel):
 
 
 JobList = ListOf[JobRead]
+
+
+class PlanCandidate(BaseModel):
+    model_config = ConfigDict(extra="allow")  # e.g. lp_ft's estimated_epoch_seconds
+
+    name: str = Field(description="`classical`, `linear_probe` or `lp_ft`.")
+    description: str
+    estimated_seconds: float
+
+
+class PlanRead(BaseModel):
+    method: Method
+    hyperparameters: dict[str, Any] = Field(
+        description="Every value resolved: what the job, created now, will train with."
+    )
+    candidates: list[PlanCandidate] = Field(
+        description="What the job tries, in order, each with its estimated seconds; `auto` "
+        "keeps the best of them on validation."
+    )
+    estimated_seconds: float = Field(
+        description="The whole job on an idle worker of `device`'s class, fixed costs included."
+    )
+    time_budget_seconds: float | None = Field(
+        description="`auto`: the most its fine-tuning may take; null for the other methods."
+    )
+    device: Literal["cpu", "cuda"] = Field(
+        description="The worker class the estimate is for (the service's HONE_WORKER_DEVICE)."
+    )
+
+
+class JobPlanRead(BaseModel):
+    """The answer to a dry run: the job as it would be created, and its plan."""
+
+    object: Literal["job.plan"] = "job.plan"
+    dry_run: Literal[True] = True
+    dataset_id: str
+    validation_dataset_id: str | None
+    backbone: str
+    model_name: str
+    method: Method
+    seed: int
+    num_examples: int = Field(description="Examples in the training dataset.")
+    num_validation_examples: int | None = Field(
+        description="Examples in the validation dataset; null when validation is split off "
+        "the training dataset."
+    )
+    plan: PlanRead
 
 
 class EventRead(BaseModel):

@@ -6,6 +6,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 from functools import partial
 
 from sqlalchemy.orm import Session
@@ -17,7 +18,7 @@ from app.idempotency import find, remember
 from app.jobs import checks, repository
 from app.jobs.schemas import JobCreate
 from app.jobs.states import CANCELLING, TERMINAL
-from app.models import Job, Project
+from app.models import Dataset, Job, Project
 from app.models.base import utcnow
 from app.queue import TaskQueue
 from app.storage.places import Storage
@@ -28,7 +29,9 @@ log = logging.getLogger("hone.api.jobs")
 
 
 def request_hash(body: JobCreate) -> str:
-    canonical = json.dumps(body.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    # A dry run stores no key (see create_job), so its flag is no part of what a key names.
+    fields = body.model_dump(mode="json", exclude={"dry_run"})
+    canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -46,6 +49,36 @@ def existing_for_key(
     return repository.get(session, project.id, job_id) if job_id else None
 
 
+@dataclass(frozen=True)
+class CheckedRequest:
+    """What a job request names, each part checked: its datasets and its backbone."""
+
+    dataset: Dataset
+    validation: Dataset | None
+    backbone: BackboneSpec
+
+
+def check(
+    session: Session,
+    project: Project,
+    body: JobCreate,
+    *,
+    catalog: Mapping[str, BackboneSpec],
+    settings: Settings,
+) -> CheckedRequest:
+    """Refuse what cannot become a job; a dry run is refused exactly as a create is."""
+    checks.check_request(body)
+    dataset = checks.ready_dataset(session, project, body.dataset_id, "dataset_id")
+    val = None
+    if body.validation_dataset_id:
+        val_id = body.validation_dataset_id
+        val = checks.ready_dataset(session, project, val_id, "validation_dataset_id")
+    spec = checks.backbone(catalog, body.backbone, settings.local_cache_dir)
+    checks.check_fit(spec, dataset, val)
+    checks.check_model_name(session, project, body.model_name, dataset.task)
+    return CheckedRequest(dataset, val, spec)
+
+
 def create(
     session: Session,
     project: Project,
@@ -57,15 +90,8 @@ def create(
     idempotency_key: str | None,
 ) -> Job:
     """Validate, insert the queued job, and send it to the workers once it has committed."""
-    checks.check_request(body)
-    dataset = checks.ready_dataset(session, project, body.dataset_id, "dataset_id")
-    val = None
-    if body.validation_dataset_id:
-        val_id = body.validation_dataset_id
-        val = checks.ready_dataset(session, project, val_id, "validation_dataset_id")
-    spec = checks.backbone(catalog, body.backbone, settings.local_cache_dir)
-    checks.check_fit(spec, dataset, val)
-    checks.check_model_name(session, project, body.model_name, dataset.task)
+    checked = check(session, project, body, catalog=catalog, settings=settings)
+    dataset, val, spec = checked.dataset, checked.validation, checked.backbone
     row = Job(
         project_id=project.id,
         dataset_id=dataset.id,

@@ -50,7 +50,7 @@ class VersionSummary(BaseModel):
     macro_f1: float | None = Field(description="Classifiers' validation macro-F1.")
     rmse: float | None = Field(description="Regression models' validation RMSE.")
     r2: float | None = Field(description="Regression models' validation R².")
-    method_chosen: Literal["linear_probe", "full"] | None
+    method_chosen: Literal["linear_probe", "full", "classical"] | None
     runtime: str
     created_at: datetime
 
@@ -88,7 +88,7 @@ class VersionRead(BaseModel):
     dataset_id: str | None
     metrics: dict[str, Any]
     manifest: dict[str, Any]
-    method_chosen: Literal["linear_probe", "full"] | None = Field(
+    method_chosen: Literal["linear_probe", "full", "classical"] | None = Field(
         description="The method this version was trained with (what `auto` kept)."
     )
     method_reason: str | None = Field(description="Why that method was kept, in words.")

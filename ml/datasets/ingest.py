@@ -66,6 +66,7 @@ def ingest(
             candidates = collect_texts(upload, kind, options, limits, skips)
         kept, report = audit(task, candidates, skips, limits)
         manifest = build_manifest(task, options, kept)
+        report["inputs"] = manifest["inputs"]
         payload, sha256 = encode_manifest(manifest)
         (work / "manifest.json").write_bytes(payload)
         _freeze(work)

@@ -4,6 +4,7 @@ import hashlib
 import json
 from collections.abc import Sequence
 
+from ml.datasets.inputs import input_stats
 from ml.datasets.options import IngestOptions
 from ml.datasets.records import Candidate
 from ml.tasks import Task
@@ -20,7 +21,8 @@ def build_manifest(
     task: Task, options: IngestOptions, examples: Sequence[Candidate]
 ) -> dict[str, object]:
     """format, task, the task's header fields (classification: multilabel and labels;
-    regression: multilabel false and targets) and one row per example with its target."""
+    regression: multilabel false and targets), the inputs' statistics a training plan uses
+    (ml/datasets/inputs.py) and one row per example with its target."""
     rows: list[dict[str, object]] = []
     for example in examples:
         row: dict[str, object] = {**task.row_target(example.target), "source": example.source}
@@ -33,6 +35,7 @@ def build_manifest(
         "format": FORMAT,
         "task": task.name,
         **task.manifest_header(list(examples), options),
+        "inputs": input_stats(examples).to_dict(),
         "examples": rows,
     }
 

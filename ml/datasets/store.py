@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ml.datasets.inputs import InputStats
 from ml.datasets.manifest import FORMAT
 from ml.tasks import Task, UnknownTask, get_task
 from ml.tasks.base import Target
@@ -39,6 +40,7 @@ class StoredDataset:
     multilabel: bool
     labels: tuple[str, ...]  # label names (classification) or target names (regression)
     examples: tuple[Example, ...]
+    inputs: InputStats = InputStats()  # measured at ingest; empty for older datasets
 
 
 def _example(root: Path, task: Task, row: dict[str, Any], width: int | None) -> Example:
@@ -93,4 +95,5 @@ def load_dataset(path: Path) -> StoredDataset:
         multilabel=bool(manifest.get("multilabel", False)),
         labels=tuple(names),
         examples=tuple(_example(path, task, row, width) for row in manifest["examples"]),
+        inputs=InputStats.from_dict(manifest.get("inputs")),
     )

@@ -29,16 +29,24 @@ def check_image(data: object, index: int, max_pixels: int) -> None:
     _open(data, index, max_pixels).close()
 
 
-def decode_image(data: object, index: int, max_pixels: int) -> Image.Image:
+def decode_image(
+    data: object, index: int, max_pixels: int, draft: tuple[int, int] | None = None
+) -> Image.Image:
     """An RGB or greyscale ("L") image, or InputError; the pixel cap is checked from the header,
     before decoding.
 
     Greyscale stays greyscale: resizing one band gives exactly the values of resizing the
     three equal bands of its RGB copy (each band is resampled alike) for a third of the work;
     the preprocessor spreads it over three channels afterwards.
+
+    ``draft`` (width, height) lets a JPEG decode at a power-of-two reduced scale that still
+    covers that size (Pillow's ``draft``); other formats ignore it. Only a preprocessor that
+    asks for the same draft in training and serving sees the same pixels in both.
     """
     image = _open(data, index, max_pixels)
     try:
+        if draft is not None:
+            image.draft(None, draft)
         image.load()
         return image if image.mode in ("L", "RGB") else image.convert("RGB")
     except Exception as exc:

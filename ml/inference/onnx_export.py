@@ -7,6 +7,7 @@ from pathlib import Path
 import torch
 from onnxruntime.quantization import QuantType, quantize_dynamic
 
+from ml.classical.model import FEATURES_INPUT
 from ml.inference.backends import Batch, accepted_inputs, call_model
 
 OPSET = 17
@@ -44,7 +45,8 @@ def export_onnx(model: torch.nn.Module, sample: Batch, dest: Path) -> None:
     tensors = tuple(torch.from_numpy(sample[name]) for name in names)
     dynamic_axes: dict[str, dict[int, str]] = {"logits": {0: "batch"}}
     for name in names:
-        dynamic_axes[name] = {0: "batch"} if name == "pixel_values" else {0: "batch", 1: "sequence"}
+        fixed = name in ("pixel_values", FEATURES_INPUT)  # only the batch varies
+        dynamic_axes[name] = {0: "batch"} if fixed else {0: "batch", 1: "sequence"}
     with warnings.catch_warnings():
         # TorchScript tracing warns about every Python-level shape check it freezes; the
         # graph is verified against eager logits by prepare_serving instead.

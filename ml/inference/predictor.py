@@ -9,6 +9,7 @@ import numpy as np
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from ml.artifacts import CONFIG_FILE, FORMAT, HF_DIR, artifact_task, load_artifact
+from ml.classical.tfidf import load_vectorizer
 from ml.inference.backends import (
     Backend,
     Batch,
@@ -19,7 +20,8 @@ from ml.inference.backends import (
 from ml.inference.errors import RuntimeUnavailable
 from ml.inference.images import DEFAULT_MAX_PIXELS, ImagePreprocessor
 from ml.inference.onnx_export import ONNX_FILES
-from ml.inference.texts import DEFAULT_MAX_LENGTH, TextPreprocessor
+from ml.inference.pixels import PixelPreprocessor
+from ml.inference.texts import DEFAULT_MAX_LENGTH, TextPreprocessor, TfidfPreprocessor
 from ml.inference.threads import configure_threads
 from ml.tasks import Modality, PredictOptions, ServingHead, Task
 
@@ -29,6 +31,8 @@ DEFAULT_RUNTIME = "torch"
 # allowance is enough for an LRU budget, which only needs to be right within a factor.
 _OVERHEAD_FACTOR = 1.25
 _OVERHEAD_BYTES = 16 * 1024**2
+
+Preprocessor = ImagePreprocessor | TextPreprocessor | PixelPreprocessor | TfidfPreprocessor
 
 
 class Predictor:
@@ -42,7 +46,7 @@ class Predictor:
         task: Task,
         head: ServingHead,
         runtime: str,
-        preprocessor: ImagePreprocessor | TextPreprocessor,
+        preprocessor: Preprocessor,
         backend: Backend,
     ) -> None:
         self.task = task
@@ -132,11 +136,18 @@ def load_predictor(
         if not path.is_file():
             raise RuntimeUnavailable(f"{artifact_dir} has no {path.name} for runtime {runtime}")
         backend = OnnxBackend(path, threads=threads or torch_threads, device=device)
-        if task.modality == "text":
+        if task.modality == "text" and config.get("library") != "classical":
             tokenizer = AutoTokenizer.from_pretrained(artifact_dir / HF_DIR, local_files_only=True)
     else:
         raise RuntimeUnavailable(f"unknown runtime {runtime!r}; known: {list(RUNTIMES)}")
-    return predictor_from_parts(config, backend, tokenizer, runtime=runtime, max_pixels=max_pixels)
+    return predictor_from_parts(
+        config,
+        backend,
+        tokenizer,
+        runtime=runtime,
+        max_pixels=max_pixels,
+        artifact_dir=artifact_dir,
+    )
 
 
 def predictor_from_parts(
@@ -146,15 +157,18 @@ def predictor_from_parts(
     *,
     runtime: str,
     max_pixels: int = DEFAULT_MAX_PIXELS,
+    artifact_dir: Path | None = None,
 ) -> Predictor:
     """A Predictor over an already-built backend, configured from the artifact's config.json:
     the task it names (ValueError if it names none that is registered) gives the modality and
-    the serving head."""
+    the serving head. A classical text model reads its TF-IDF files from ``artifact_dir``."""
     task = artifact_task(config)
     modality = task.modality
     preprocessing = config.get("preprocessing") or {}
-    preprocessor: ImagePreprocessor | TextPreprocessor
-    if modality == "image":
+    preprocessor: Preprocessor
+    if config.get("library") == "classical":
+        preprocessor = _classical_preprocessor(preprocessing, artifact_dir, max_pixels)
+    elif modality == "image":
         preprocessor = ImagePreprocessor(preprocessing, max_pixels=max_pixels)
     elif tokenizer is None:
         raise ValueError(f"a text model needs its tokenizer (saved in the artifact's {HF_DIR}/)")
@@ -168,3 +182,17 @@ def predictor_from_parts(
         preprocessor=preprocessor,
         backend=backend,
     )
+
+
+def _classical_preprocessor(
+    preprocessing: dict[str, Any], artifact_dir: Path | None, max_pixels: int
+) -> PixelPreprocessor | TfidfPreprocessor:
+    """The features a classical model (ml/classical) was trained on, computed as in training."""
+    kind = preprocessing.get("kind")
+    if kind == "pixels":
+        return PixelPreprocessor(preprocessing, max_pixels=max_pixels)
+    if kind == "tfidf":
+        if artifact_dir is None:
+            raise ValueError("a TF-IDF model needs its artifact directory (its terms and idf)")
+        return TfidfPreprocessor(load_vectorizer(preprocessing, artifact_dir))
+    raise ValueError(f"unknown classical features {kind!r}")

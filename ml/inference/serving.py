@@ -57,7 +57,11 @@ def prepare_serving(
     artifact = load_artifact(artifact_dir)
     threads = configure_threads()
     baseline = predictor_from_parts(
-        artifact.config, TorchBackend(artifact.model), artifact.tokenizer, runtime=BASELINE
+        artifact.config,
+        TorchBackend(artifact.model),
+        artifact.tokenizer,
+        runtime=BASELINE,
+        artifact_dir=artifact.path,
     )
     # Evenly spaced, not the first N: validation sets are often ordered by label.
     count = min(max_examples, len(val_inputs))
@@ -115,7 +119,9 @@ def _load(runtime: str, artifact: LoadedArtifact, sample: Batch, threads: int) -
         backend = OnnxBackend(_exported(runtime, artifact, sample), threads=threads)
     else:
         raise ValueError(f"unknown runtime {runtime!r}")
-    return predictor_from_parts(artifact.config, backend, artifact.tokenizer, runtime=runtime)
+    return predictor_from_parts(
+        artifact.config, backend, artifact.tokenizer, runtime=runtime, artifact_dir=artifact.path
+    )
 
 
 def _exported(runtime: str, artifact: LoadedArtifact, sample: Batch) -> Path:

@@ -1,10 +1,14 @@
-"""Text inputs: strings -> token ids padded to the longest member of the batch."""
+"""Text inputs: strings -> token ids padded to the longest member of the batch, or the TF-IDF
+rows of a classical text model."""
 
 from collections.abc import Sequence
 
 import numpy as np
+from sklearn.feature_extraction.text import TfidfVectorizer
 from transformers import PreTrainedTokenizerBase
 
+from ml.classical.model import FEATURES_INPUT
+from ml.classical.tfidf import tfidf_rows
 from ml.inference.errors import InputError
 
 DEFAULT_MAX_LENGTH = 128
@@ -23,16 +27,31 @@ class TextPreprocessor:
         self.max_length = max_length
 
     def __call__(self, inputs: Sequence[object]) -> dict[str, np.ndarray]:
-        texts: list[str] = []
-        for i, text in enumerate(inputs):
-            if not isinstance(text, str):
-                raise InputError(i, "expected a string")
-            texts.append(text)
         encoded = self.tokenizer(
-            texts,
+            _texts(inputs),
             padding="longest",
             truncation=True,
             max_length=self.max_length,
             return_tensors="np",
         )
         return {name: np.asarray(value, dtype=np.int64) for name, value in encoded.items()}
+
+
+class TfidfPreprocessor:
+    """Texts -> the ``features`` batch of a classical text model: the fitted vectorizer's
+    dense, L2-normalised rows (each independent of the rest of its batch)."""
+
+    def __init__(self, vectorizer: TfidfVectorizer) -> None:
+        self.vectorizer = vectorizer
+
+    def __call__(self, inputs: Sequence[object]) -> dict[str, np.ndarray]:
+        return {FEATURES_INPUT: tfidf_rows(self.vectorizer, _texts(inputs))}
+
+
+def _texts(inputs: Sequence[object]) -> list[str]:
+    texts: list[str] = []
+    for i, text in enumerate(inputs):
+        if not isinstance(text, str):
+            raise InputError(i, "expected a string")
+        texts.append(text)
+    return texts

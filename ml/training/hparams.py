@@ -6,6 +6,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from ml.backbones.spec import BackboneSpec
+from ml.datasets.inputs import InputStats
+from ml.training.sizing import (
+    auto_time_budget,
+    backbone_image_size,
+    tuning_image_size,
+    tuning_max_length,
+)
 
 AUTO = "auto"
 
@@ -54,14 +61,17 @@ FIELDS: dict[str, _Range | Choice] = {
     "weight_decay": _Range(float, 0, 1),
     "patience": _Range(int, 1, 50),  # epochs without a better validation score before stopping
     "max_length": _Range(int, 8, 512),  # text only
-    "image_size": _Range(int, 32, 1024),  # images only
+    "image_size": _Range(int, 32, 1024),  # images only: fine-tuning and the tuned model
+    "probe_image_size": _Range(int, 32, 1024),  # images only: the frozen-features probe
     "label_smoothing": _Range(float, 0, 0.5, high_open=True),
     "freeze_batchnorm": _Range(bool),  # keep BatchNorm running statistics fixed while tuning
     # Regression only: squared error, or Huber's (robust to a few wrong targets).
     "loss": Choice(("mse", "huber")),
+    # auto only: seconds the search may spend fine-tuning after the probe.
+    "time_budget_seconds": _Range(int, 10, 86400),
 }
 _TEXT_ONLY = {"max_length"}
-_IMAGE_ONLY = {"image_size", "freeze_batchnorm"}
+_IMAGE_ONLY = {"image_size", "probe_image_size", "freeze_batchnorm"}
 _TASK_ONLY = {"loss"}  # kept only where the task's defaults name them
 _FINE_TUNING_ONLY = {
     "epochs",
@@ -79,8 +89,6 @@ _LARGE_BACKBONE_PARAMS = 50_000_000
 # more epochs (bounded) to reach this, and early stopping cuts runs that stop improving.
 _TARGET_STEPS = {"image": 300, "text": 250}
 _EPOCH_BOUNDS = {"image": (3, 15), "text": (2, 10)}
-# docs/measurements.md: 128 tokens covers short texts; longer limits cost more than padding saves.
-_DEFAULT_MAX_LENGTH = 128
 # BatchNorm statistics from small augmented batches hurt (docs/measurements.md); only a large
 # dataset with full batches re-estimates them usefully.
 _BATCHNORM_TRAIN_MIN_EXAMPLES = 5000
@@ -99,7 +107,9 @@ def validate_hyperparameters(hp: Mapping[str, Any]) -> list[tuple[str, str]]:
     return errors
 
 
-def _auto_values(num_train: int, backbone: BackboneSpec, batch_size: int) -> dict[str, Any]:
+def _auto_values(
+    num_train: int, backbone: BackboneSpec, batch_size: int, stats: InputStats
+) -> dict[str, Any]:
     modality = backbone.modality
     steps_per_epoch = max(1, num_train // batch_size)
     low, high = _EPOCH_BOUNDS[modality]
@@ -115,9 +125,10 @@ def _auto_values(num_train: int, backbone: BackboneSpec, batch_size: int) -> dic
         "label_smoothing": 0.0,
     }
     if modality == "text":
-        values["max_length"] = min(_DEFAULT_MAX_LENGTH, backbone.max_length or 512)
+        values["max_length"] = tuning_max_length(stats, backbone)
     else:
-        values["image_size"] = backbone.input_size or 224
+        values["image_size"] = tuning_image_size(stats, backbone)
+        values["probe_image_size"] = backbone_image_size(backbone)
         values["freeze_batchnorm"] = not (
             num_train >= _BATCHNORM_TRAIN_MIN_EXAMPLES and batch_size >= _BATCHNORM_TRAIN_MIN_BATCH
         )
@@ -132,12 +143,15 @@ def resolve_hyperparameters(
     backbone: BackboneSpec,
     device: str,
     task_defaults: Mapping[str, Any] | None = None,
+    stats: InputStats | None = None,
+    num_val: int = 0,
 ) -> dict[str, Any]:
     """Concrete values for every hyperparameter the backbone's modality and the task use.
 
-    Values given by the client win; "auto" or missing ones come from the dataset size, the
-    backbone and ``task_defaults`` (the task's own, e.g. regression's loss). Hyperparameters of
-    the other modality, and task hyperparameters this task does not have, are dropped.
+    Values given by the client win; "auto" or missing ones come from the dataset size, its
+    input statistics (ml/training/sizing.py), the backbone and ``task_defaults`` (the task's
+    own, e.g. regression's loss). Hyperparameters of the other modality, task hyperparameters
+    this task does not have, and the time budget of a method other than auto are dropped.
     """
     given = {k: v for k, v in hp.items() if v != AUTO}
     if "batch_size" in given:
@@ -145,13 +159,25 @@ def resolve_hyperparameters(
     else:
         batch_size = (16 if backbone.modality == "text" else 32) * (2 if device == "cuda" else 1)
         batch_size = max(1, min(batch_size, num_train))
-    resolved = {"batch_size": batch_size} | _auto_values(num_train, backbone, batch_size)
+    stats = stats or InputStats()
+    resolved = {"batch_size": batch_size} | _auto_values(num_train, backbone, batch_size, stats)
     task_defaults = task_defaults or {}
     unused = (_IMAGE_ONLY if backbone.modality == "text" else _TEXT_ONLY) | (
         _TASK_ONLY - task_defaults.keys()
     )
     resolved |= dict(task_defaults)
     resolved |= {k: v for k, v in given.items() if k not in unused}
+    if method == "auto" and "time_budget_seconds" not in given:
+        probe_size = int(resolved.get("probe_image_size") or resolved.get("max_length") or 0)
+        resolved["time_budget_seconds"] = auto_time_budget(
+            backbone, num_train + num_val, probe_size, device
+        )
+    elif method != "auto":
+        resolved.pop("time_budget_seconds", None)
+    if method == "linear_probe" and "image_size" in resolved:
+        # Only the probe runs: at the size asked for by either name, else the backbone's.
+        probe_size = resolved.pop("probe_image_size")
+        resolved["image_size"] = given.get("image_size", probe_size)
     if method == "linear_probe":
         # The probe fits its head to convergence on frozen features and picks its own L2
         # strength on validation: only the preprocessing and the extraction batch remain.

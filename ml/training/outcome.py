@@ -1,6 +1,6 @@
 """What a finished training run hands back, and the artifact config it describes."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -27,26 +27,38 @@ class TrainOutcome:
     preprocessing: dict[str, Any]
     backbone_weights_sha256: str
     resumed_from_step: int | None
+    # The model's library when it is not the backbone's: "classical" (ml/classical) for a
+    # linear model on raw pixels or TF-IDF, which uses no pretrained network.
+    library: str | None = None
+    # Files the artifact needs besides weights and config ({relative path: bytes}).
+    artifact_files: dict[str, bytes] = field(default_factory=dict)
 
     def artifact_config(self, backbone: BackboneSpec, versions: dict[str, str]) -> dict[str, Any]:
         """config.json of the model artifact (docs/architecture.md)."""
-        described: dict[str, Any] = {
-            "id": backbone.id,
-            "arch": backbone.arch,
-            "weights_sha256": self.backbone_weights_sha256,
-        }
-        if backbone.library == "timm":
-            # What load_artifact passes to timm.create_model besides arch and num_classes: the
-            # factory builds random backbones with these, pretrained ones with none.
-            random_init = backbone.source == "random"
-            described["kwargs"] = dict(backbone.options.get("kwargs", {})) if random_init else {}
+        library = self.library or backbone.library
+        described: dict[str, Any]
+        if library == "classical":
+            # No network: its features come from the preprocessing block (and artifact files).
+            described = {"id": "classical", "arch": self.preprocessing["kind"]}
         else:
-            described["pooling"] = POOLING
+            described = {
+                "id": backbone.id,
+                "arch": backbone.arch,
+                "weights_sha256": self.backbone_weights_sha256,
+            }
+            if library == "timm":
+                # What load_artifact passes to timm.create_model besides arch and num_classes:
+                # the factory builds random backbones with these, pretrained ones with none.
+                random_init = backbone.source == "random"
+                options = backbone.options.get("kwargs", {})
+                described["kwargs"] = dict(options) if random_init else {}
+            else:
+                described["pooling"] = POOLING
         return {
             "format": "hone.model/1",
             "task": self.task,
             "modality": backbone.modality,
-            "library": backbone.library,
+            "library": library,
             "backbone": described,
             **self.task_config,
             "preprocessing": self.preprocessing,

@@ -14,7 +14,6 @@ import json
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
 import numpy as np
@@ -22,20 +21,22 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from ml.backbones.factory import build_image_model, build_text_model, weights_sha256
+from ml.classical import ClassicalFeaturizer, classical_candidate
 from ml.datasets.store import StoredDataset
 from ml.device import configure_threads, pick_device
-from ml.tasks import Fitted, ProbeFit
-from ml.training.choice import choose_method
+from ml.tasks import Fitted, ProbeFit, Task
+from ml.training.choice import decide
 from ml.training.data import CachedInputs, build_loader, prepare_inputs
 from ml.training.examples import JobData, load_job_data
 from ml.training.features import extract_features, features_path
-from ml.training.finetune import Baseline, FineTuneResult, fine_tune
-from ml.training.hparams import resolve_hyperparameters
+from ml.training.finetune import Baseline, FineTuneResult, cpu_state_dict, fine_tune
 from ml.training.images import image_preprocessing
 from ml.training.model import backbone_fingerprint, inference_batch_size
 from ml.training.outcome import TrainOutcome
+from ml.training.plan import Plan, plan_job
 from ml.training.probe import install_head
 from ml.training.reporting import mark_first_step, preparation_ticker, timed_phase
+from ml.training.search import Abandon, Budget, Candidate, pick, validation_noise
 from ml.training.spec import CHECKPOINT, TrainHooks, TrainingStopped, TrainSpec
 from ml.training.text_classifier import MeanPooledClassifier
 
@@ -69,6 +70,7 @@ class _Job:
     device: torch.device
     data: JobData
     hp: dict[str, Any]
+    plan: Plan
     fitted: Fitted  # what the task learned from the training targets (weights, scale)
     model: torch.nn.Module
     tokenizer: PreTrainedTokenizerBase | None
@@ -93,7 +95,8 @@ def _build_model(
     torch.manual_seed(spec.seed)
     if spec.backbone.modality == "image":
         model, data_config = build_image_model(spec.backbone, len(labels), spec.cache_dir)
-        return model, None, image_preprocessing(data_config, hp["image_size"])
+        size = hp.get("probe_image_size", hp["image_size"])
+        return model, None, image_preprocessing(data_config, size)
     built, tokenizer = build_text_model(spec.backbone, len(labels), spec.cache_dir)
     # The factory's head classifies [CLS]; ours classifies mean-pooled states (see
     # text_classifier.py), so only the pretrained encoder is kept.
@@ -130,15 +133,25 @@ def _prepare(spec: TrainSpec, hooks: TrainHooks) -> _Job:
         torch.backends.cudnn.benchmark = True  # fixed input sizes: pick the fastest kernels once
     _seed_everything(spec.seed)
     data = load_job_data(spec, hooks)
-    hp = resolve_hyperparameters(
-        spec.hyperparameters,
+    plan = plan_job(
         method=spec.method,
-        num_train=len(data.train_rows),
+        hyperparameters=spec.hyperparameters,
         backbone=spec.backbone,
+        num_examples=len(data.train_set.examples),
+        num_validation_examples=len(data.val_set.examples) if data.separate_validation else None,
+        validation_split=spec.validation_split,
+        stats=data.train_set.inputs,
         device=device.type,
         task_defaults=data.task.hyperparameters,
     )
+    hp = dict(plan.hyperparameters)
     hooks.event("info", "resolved hyperparameters", data={"hyperparameters": hp})
+    hooks.event(
+        "info",
+        f"plan: {', '.join(c['name'] for c in plan.candidates)}; about "
+        f"{plan.estimated_seconds:.0f} s on {plan.device}",
+        data={"plan": plan.to_public()},
+    )
     fitted = data.task.fit_targets(data.targets[data.train_rows], data.names)
     for message, details in fitted.warnings:
         hooks.event("warn", message, data=details)
@@ -175,6 +188,7 @@ def _prepare(spec: TrainSpec, hooks: TrainHooks) -> _Job:
         device=device,
         data=data,
         hp=hp,
+        plan=plan,
         fitted=fitted,
         model=model,
         tokenizer=tokenizer,
@@ -200,48 +214,119 @@ def _features(job: _Job, dataset: StoredDataset, inputs: CachedInputs) -> torch.
 
 @dataclass
 class _Probe:
-    """The cross-fitted probe and the rows its out-of-fold outputs are in."""
+    """A cross-fitted linear head and the rows its out-of-fold outputs are in."""
 
     fit: ProbeFit
     targets: torch.Tensor  # of every example, in the order of fit.oof
     val_rows: np.ndarray  # the validation rows within that order
     val_summary: dict[str, float]  # out of fold, on the validation rows: what auto must beat
+    summary: dict[str, float]  # out of fold, on every example
+
+
+def _cross_fit(job: _Job, features: torch.Tensor, val_features: torch.Tensor | None) -> _Probe:
+    """The task's cross-fitted linear head on these features of the training dataset (and of
+    the separate validation dataset, when there is one)."""
+    data, device = job.data, job.device
+    if val_features is not None:
+        features = torch.cat([features[data.train_rows], val_features[data.val_rows]])
+        targets = torch.cat([data.targets[data.train_rows], data.val_targets[data.val_rows]])
+        train_rows = np.arange(len(data.train_rows))
+        val_rows = np.arange(len(data.train_rows), len(features))
+    else:
+        targets, train_rows, val_rows = data.targets, data.train_rows, data.val_rows
+    fit = data.task.probe(
+        features.to(device), targets.to(device), train_rows, job.fitted, seed=job.spec.seed
+    )
+    oof = fit.oof.float().cpu()
+    val_summary = data.task.summarize(oof[val_rows], targets[val_rows], job.fitted)
+    summary = data.task.summarize(oof, targets, job.fitted)
+    return _Probe(fit, targets, val_rows, val_summary, summary)
 
 
 def _linear_probe(job: _Job) -> _Probe:
     """Cross-fit the head on frozen features of every example, and put the head fitted on the
     training rows into the model (where fine-tuning starts)."""
-    data, device = job.data, job.device
+    data = job.data
     with timed_phase(job.hooks, "features", "frozen features ready"):
         features = _features(job, data.train_set, job.train_inputs)
+        val_features = None
         if data.separate_validation:
             val_features = _features(job, data.val_set, job.val_inputs)
-            features = torch.cat([features[data.train_rows], val_features[data.val_rows]])
-            targets = torch.cat([data.targets[data.train_rows], data.val_targets[data.val_rows]])
-            train_rows = np.arange(len(data.train_rows))
-            val_rows = np.arange(len(data.train_rows), len(features))
-        else:
-            targets, train_rows, val_rows = data.targets, data.train_rows, data.val_rows
     mark_first_step(job.hooks)
-    fit = data.task.probe(
-        features.to(device), targets.to(device), train_rows, job.fitted, seed=job.spec.seed
-    )
+    probe = _cross_fit(job, features, val_features)
+    fit = probe.fit
     install_head(job.model, fit.train_weight, fit.train_bias)
-    oof = fit.oof.float().cpu()
-    val_summary = data.task.summarize(oof[val_rows], targets[val_rows], job.fitted)
-    summary = data.task.summarize(oof, targets, job.fitted)
     headline = data.task.headline
     job.hooks.event(
         "info",
-        f"linear probe: {headline} {summary[headline]:.4f} "
-        f"({fit.folds}-fold out-of-fold on {len(oof)} examples)",
+        f"linear probe: {headline} {probe.summary[headline]:.4f} "
+        f"({fit.folds}-fold out-of-fold on {len(fit.oof)} examples)",
         type="metrics",
-        data={"epoch": 0, "method": "linear_probe", "l2": fit.l2, "folds": fit.folds, **summary},
+        data={
+            "epoch": 0, "method": "linear_probe", "l2": fit.l2, "folds": fit.folds,
+            **probe.summary,
+        },
+    )  # fmt: skip
+    return probe
+
+
+@dataclass
+class _Classical:
+    featurizer: ClassicalFeaturizer
+    probe: _Probe
+
+
+def _classical(job: _Job) -> _Classical:
+    """The cheap model a practitioner tries first, cross-fitted like the probe on its own
+    features (raw downsampled pixels, or TF-IDF)."""
+    data = job.data
+    featurizer = classical_candidate(
+        job.spec.backbone.modality, data.train_set, np.arange(len(data.train_set.examples))
     )
-    return _Probe(fit, targets, val_rows, val_summary)
+    features = featurizer.features(data.train_set)
+    val_features = featurizer.features(data.val_set) if data.separate_validation else None
+    return _Classical(featurizer, _cross_fit(job, features, val_features))
 
 
-def _fine_tune(job: _Job, resolved: dict[str, Any], baseline: Baseline | None) -> FineTuneResult:
+def _tuning_inputs(job: _Job, probe: _Probe) -> None:
+    """Move the job to the fine-tuning input size, with a linear head fitted on the training
+    rows at that size (LP-FT starts from it); at the probe's own size, its head."""
+    size = job.hp.get("image_size")
+    if size is None or size == job.preprocessing["input_size"][-1]:
+        install_head(job.model, probe.fit.train_weight, probe.fit.train_bias)
+        return
+    data, check = job.data, _stop_checker(job.hooks)
+    job.preprocessing = image_preprocessing(job.preprocessing, size)
+    with timed_phase(job.hooks, "tuning_inputs", f"prepared the inputs at {size} px"):
+        job.train_inputs = prepare_inputs(
+            data.train_set, job.preprocessing, job.spec.cache_dir, None, check
+        )
+        job.val_inputs = job.train_inputs
+        if data.separate_validation:
+            job.val_inputs = prepare_inputs(
+                data.val_set, job.preprocessing, job.spec.cache_dir, None, check
+            )
+        features = _features(job, data.train_set, job.train_inputs)
+        val_features = (
+            _features(job, data.val_set, job.val_inputs) if data.separate_validation else None
+        )
+        head = _cross_fit(job, features, val_features)
+    install_head(job.model, head.fit.train_weight, head.fit.train_bias)
+    job.hooks.event(
+        "info",
+        f"fine-tuning at {size} px from a linear head fitted there "
+        f"({data.task.headline} {head.val_summary[data.task.headline]:.4f} on validation)",
+        data={"image_size": size, **head.val_summary},
+    )
+
+
+def _fine_tune(
+    job: _Job,
+    resolved: dict[str, Any],
+    baseline: Baseline | None,
+    budget: Budget | None = None,
+    abandon: Abandon | None = None,
+) -> FineTuneResult:
     data = job.data
     train_loader = build_loader(
         job.train_inputs,
@@ -272,7 +357,77 @@ def _fine_tune(job: _Job, resolved: dict[str, Any], baseline: Baseline | None) -
         checkpoint_dir=job.spec.work_dir / CHECKPOINT,
         checkpoint_every_seconds=job.spec.checkpoint_every_seconds,
         fingerprint=_fingerprint(job.spec, resolved, job.weights_sha256),
+        budget=budget,
+        abandon=abandon,
     )
+
+
+def _described(task: Task, candidate: Candidate) -> str:
+    text = f"{candidate.name} {candidate.status}"
+    if candidate.validation:
+        score = candidate.validation[task.headline]
+        text += f" ({task.headline} {score:.4f}, {candidate.seconds:.1f} s)"
+    return text
+
+
+@dataclass
+class _Tuning:
+    result: FineTuneResult
+    probe_weights: dict[str, torch.Tensor]  # the model before tuning: where a kept probe returns
+
+
+def _search_fine_tuning(
+    job: _Job,
+    resolved: dict[str, Any],
+    probe: _Probe,
+    candidates: list[Candidate],
+    budget: Budget | None,
+    clock: Budget,
+) -> _Tuning | None:
+    """full: fine-tune. auto: fine-tune when the budget leaves time and nothing is perfect
+    already, giving up once clearly behind the best candidate so far."""
+    method, task = job.spec.method, job.data.task
+    if method == "linear_probe":
+        return None
+    best = pick(task, candidates)
+    description = (
+        f"fine-tuning every weight from a linear head at "
+        f"{job.hp.get('image_size', job.hp.get('max_length'))} "
+        f"{'px' if 'image_size' in job.hp else 'tokens'}"
+    )
+    candidate = Candidate("lp_ft", description)
+    candidates.append(candidate)
+    abandon = None
+    if method == "auto":
+        skip = None
+        if task.perfect(best.validation):
+            skip = f"the {best.name} is already perfect on validation"
+        elif budget is not None and budget.exhausted():
+            skip = (
+                f"the time budget ({budget.seconds:g} s) was spent by the earlier candidates "
+                f"({budget.spent():.1f} s)"
+            )
+        if skip is not None:
+            candidate.status, candidate.reason = "skipped", skip
+            return None
+        oof = probe.fit.oof.float().cpu()
+        noise = validation_noise(
+            task, oof[probe.val_rows], probe.targets[probe.val_rows], job.fitted, job.spec.seed
+        )
+        abandon = Abandon(task, best.validation, noise, best.name.replace("_", " "))
+    started = clock.spent()
+    probe_weights = cpu_state_dict(job.model)
+    _tuning_inputs(job, probe)
+    result = _fine_tune(job, resolved, None, budget, abandon)
+    candidate.seconds = round(clock.spent() - started, 2)
+    candidate.validation = dict(result.best_summary or {})
+    if result.abandoned:
+        candidate.status, candidate.reason = "abandoned", result.stopped_early or ""
+    else:
+        candidate.reason = result.stopped_early or (
+            f"best validation epoch {result.best_epoch} of {result.epochs_run}"
+        )
+    return _Tuning(result, probe_weights)
 
 
 def run_training(spec: TrainSpec, hooks: TrainHooks) -> TrainOutcome:
@@ -280,28 +435,74 @@ def run_training(spec: TrainSpec, hooks: TrainHooks) -> TrainOutcome:
 
     A checkpoint left in spec.work_dir by an earlier (preempted) attempt is resumed.
     """
+    clock = Budget(None)  # the job's start, for the candidates' costs
     job = _prepare(spec, hooks)
-    probe = _linear_probe(job)
     task = job.data.task
+    budget = Budget(job.hp["time_budget_seconds"]) if spec.method == "auto" else None
+    if budget is not None:
+        budget.started = clock.started
+    candidates: list[Candidate] = []
+    classical: _Classical | None = None
+    if spec.method == "auto":
+        started = clock.spent()
+        classical = _classical(job)
+        candidates.append(
+            Candidate(
+                "classical",
+                classical.featurizer.description,
+                classical.probe.val_summary,
+                round(clock.spent() - started, 2),
+            )
+        )
+    started = clock.spent()
+    probe = _linear_probe(job)
+    candidates.append(
+        Candidate(
+            "linear_probe",
+            f"a linear model on frozen {spec.backbone.id} features",
+            probe.val_summary,
+            # The backbone's loading and the first decode belong to the probe's cost.
+            round(clock.spent(), 2) if classical is None else round(clock.spent() - started, 2),
+        )
+    )
     resolved = job.hp | {"probe_l2": probe.fit.l2}
-    method, reason, tuned = choose_method(
-        spec.method,
-        task,
-        job.model,
-        probe.fit.l2,
-        probe.val_summary,
-        partial(_fine_tune, job, resolved),
+    probe_preprocessing = dict(job.preprocessing)
+    tuning = _search_fine_tuning(job, resolved, probe, candidates, budget, clock)
+    tuned = tuning.result if tuning else None
+    for candidate in candidates:
+        if candidate.status == "kept":
+            candidate.status = "lost"  # until decided
+    kept, reason = decide(spec.method, task, candidates, probe.fit.l2)
+    kept.status = "kept"
+    method = kept.name
+    hooks.event(
+        "info",
+        "candidates: " + "; ".join(_described(task, c) for c in candidates),
+        data={"candidates": [c.public() for c in candidates]},
     )
     hooks.event("info", f"kept {method}: {reason}", data={"method": method, "reason": reason})
-    # The kept model's held-out outputs: the fine-tuned epoch's on validation, or the probe's
-    # out-of-fold outputs on every example (whose head, refitted on all of them, it serves).
+    model, preprocessing = job.model, job.preprocessing
+    library: str | None = None
+    files: dict[str, bytes] = {}
     if method == "lp_ft" and tuned is not None and tuned.best_val is not None:
+        # The fine-tuned epoch's outputs on validation.
         held_out, truth = tuned.best_val
         evaluated_on = {"split": "validation", "examples": len(truth)}
     else:
-        install_head(job.model, probe.fit.weight, probe.fit.bias)
-        held_out, truth = probe.fit.oof.float().cpu(), probe.targets.cpu()
-        evaluated_on = {"split": "out_of_fold", "examples": len(truth), "folds": probe.fit.folds}
+        # A kept probe serves the head refitted on every example; its held-out outputs are
+        # the out-of-fold ones.
+        chosen = classical.probe if method == "classical" and classical else probe
+        if method == "classical" and classical is not None:
+            model = classical.featurizer.build_model(len(job.labels))
+            preprocessing = classical.featurizer.preprocessing()
+            library, files = "classical", classical.featurizer.artifact_files()
+        else:
+            if tuning is not None:
+                job.model.load_state_dict(tuning.probe_weights)
+            preprocessing = probe_preprocessing
+        install_head(model, chosen.fit.weight, chosen.fit.bias)
+        held_out, truth = chosen.fit.oof.float().cpu(), chosen.targets.cpu()
+        evaluated_on = {"split": "out_of_fold", "examples": len(truth), "folds": chosen.fit.folds}
     job.fitted.kept = method
     metrics, task_config = task.final_report(held_out, truth, job.fitted)
     metrics |= {
@@ -310,11 +511,13 @@ def run_training(spec: TrainSpec, hooks: TrainHooks) -> TrainOutcome:
         "evaluated_on": evaluated_on,
         "linear_probe": probe.val_summary | {"l2": probe.fit.l2, "folds": probe.fit.folds},
         "epochs": tuned.history if tuned else [],
+        "candidates": [c.public() for c in candidates],
+        "plan": job.plan.to_public(),
     }
-    job.model.eval().to("cpu")
+    model.eval().to("cpu")
     return TrainOutcome(
-        model=job.model,
-        tokenizer=job.tokenizer,
+        model=model,
+        tokenizer=job.tokenizer if library is None else None,
         task=task.name,
         labels=job.labels,
         task_config=task_config,
@@ -323,7 +526,9 @@ def run_training(spec: TrainSpec, hooks: TrainHooks) -> TrainOutcome:
         method=method,
         method_reason=reason,
         class_weights=job.fitted.class_weights,
-        preprocessing=job.preprocessing,
+        preprocessing=preprocessing,
         backbone_weights_sha256=job.weights_sha256,
         resumed_from_step=tuned.resumed_from_step if tuned else None,
+        library=library,
+        artifact_files=files,
     )

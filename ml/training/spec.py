@@ -11,14 +11,19 @@ Method = Literal["auto", "linear_probe", "full"]
 StopReason = Literal["cancel", "preempt"]
 CHECKPOINT = "checkpoint"  # the checkpoint's directory in a job's work_dir
 # What a run kept, in the engine's words (the manifest's "method"), to the contract's methods:
-# "lp_ft" is how `full` trains (a linear probe first, then every weight from its head).
-_CONTRACT_METHOD = {"linear_probe": "linear_probe", "lp_ft": "full"}
+# "lp_ft" is how `full` trains (a linear probe first, then every weight from its head);
+# "classical" is auto's linear model on raw pixels or TF-IDF (ml/classical).
+ContractMethod = Literal["linear_probe", "full", "classical"]
+_CONTRACT_METHOD: dict[str, ContractMethod] = {
+    "linear_probe": "linear_probe",
+    "lp_ft": "full",
+    "classical": "classical",
+}
 
 
-def contract_method(kept: object) -> Literal["linear_probe", "full"] | None:
+def contract_method(kept: object) -> ContractMethod | None:
     """The contract's `method_chosen` for a manifest's "method" (None when there is none)."""
-    method = _CONTRACT_METHOD.get(str(kept)) if kept is not None else None
-    return "full" if method == "full" else "linear_probe" if method else None
+    return _CONTRACT_METHOD.get(str(kept)) if kept is not None else None
 
 
 @dataclass(frozen=True)

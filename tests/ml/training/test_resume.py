@@ -29,10 +29,11 @@ def test_preempted_run_resumes_to_the_uninterrupted_result(
         Recorder(),
     )
     # Preempt after the second step of the second epoch. One poll per training step and one per
-    # evaluation batch (12 validation images in batches of 8: 2).
+    # evaluation batch (12 validation images in batches of 8: 2, for the weights and again for
+    # their moving average).
     before = _polls_before_fine_tuning(image_dataset, make_spec, tmp_path / "probe")
     spec = make_spec(image_dataset, method="full", hyperparameters=HP)
-    first = Recorder(stop_at={before + 3 + 2 + 2: "preempt"})
+    first = Recorder(stop_at={before + 3 + 2 * 2 + 2: "preempt"})
     with pytest.raises(TrainingStopped) as stopped:
         run_training(spec, first)
     assert stopped.value.reason == "preempt"

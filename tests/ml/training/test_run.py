@@ -118,29 +118,39 @@ def test_auto_is_never_worse_than_the_probe_on_validation(
     assert probe["val_macro_f1"] < 1.0
     assert outcome.metrics["epochs"], "fine-tuning ran"
     assert outcome.metrics["macro_f1"] >= probe["val_macro_f1"]
-    assert outcome.method in {"linear_probe", "lp_ft"}
+    # Every candidate was scored on validation, and the kept one is the best there.
+    candidates = {c["name"]: c for c in outcome.metrics["candidates"]}
+    assert list(candidates) == ["classical", "linear_probe", "lp_ft"]
+    assert candidates[outcome.method]["status"] == "kept"
+    kept_f1 = candidates[outcome.method]["validation"]["val_macro_f1"]
+    assert all(c["validation"]["val_macro_f1"] <= kept_f1 for c in candidates.values())
+    assert all(c["seconds"] > 0 for c in candidates.values())
     assert hooks.of("info")[-1]["data"] == {
         "method": outcome.method,
         "reason": outcome.method_reason,
     }
 
 
-def test_auto_keeps_the_probe_when_fine_tuning_does_not_beat_it(
+def test_auto_abandons_fine_tuning_that_is_clearly_losing(
     noisy_text_dataset: Path, make_spec: MakeSpec
 ) -> None:
     hooks = Recorder()
-    # A learning rate this high wrecks the pretrained weights within an epoch.
-    hp = {"batch_size": 16, "learning_rate": 0.5, "patience": 2}
+    # A learning rate this high wrecks the pretrained weights within an epoch; patience alone
+    # would let it run all ten epochs.
+    hp = {"batch_size": 16, "learning_rate": 0.5, "patience": 10, "epochs": 10}
     outcome = run_training(make_spec(noisy_text_dataset, "text", hyperparameters=hp), hooks)
 
-    assert outcome.method == "linear_probe"
-    assert "did not beat the linear probe" in outcome.method_reason
-    # The kept probe is measured out of fold on every example, as its event reported.
-    probe_event = next(e for e in hooks.of(type="metrics") if e["data"]["epoch"] == 0)
+    candidates = {c["name"]: c for c in outcome.metrics["candidates"]}
+    tuned = candidates["lp_ft"]
+    assert tuned["status"] == "abandoned"
+    assert "below the" in tuned["reason"] and "standard errors" in tuned["reason"]
+    assert len(outcome.metrics["epochs"]) == 2  # the first epoch cannot show a trend
+    assert outcome.method in {"classical", "linear_probe"}
+    assert "lp_ft abandoned" in outcome.method_reason
+    # The kept candidate is measured out of fold on every example, as its candidate reported.
     assert outcome.metrics["evaluated_on"] == {"split": "out_of_fold", "examples": 90, "folds": 5}
-    assert outcome.metrics["macro_f1"] == pytest.approx(probe_event["data"]["val_macro_f1"])
-    assert any("early stop" in e["message"] for e in hooks.of("warn"))
-    assert len(outcome.metrics["epochs"]) == 2
+    kept = candidates[outcome.method]["validation"]
+    assert outcome.metrics["linear_probe"]["val_macro_f1"] <= kept["val_macro_f1"]
 
 
 def test_auto_skips_fine_tuning_when_the_probe_is_perfect(
@@ -268,3 +278,45 @@ def test_max_length_is_capped_at_what_the_backbone_reads(
     assert outcome.preprocessing == {"max_length": 64}
     assert outcome.hyperparameters["max_length"] == 64
     assert any("max_length 512" in e["message"] for e in hooks.of("warn"))
+
+
+class _FastClock:
+    """Time that passes `step` seconds each time anyone looks at it."""
+
+    def __init__(self, step: float) -> None:
+        self.now, self.step = 0.0, step
+
+    def __call__(self) -> float:
+        self.now += self.step
+        return self.now
+
+
+def test_a_budget_spent_before_fine_tuning_keeps_a_probe_and_says_so(
+    noisy_text_dataset: Path, make_spec: MakeSpec, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("ml.training.search.now", _FastClock(step=100.0))
+    hp = {"time_budget_seconds": 60}
+    outcome = run_training(make_spec(noisy_text_dataset, "text", hyperparameters=hp), Recorder())
+
+    tuned = next(c for c in outcome.metrics["candidates"] if c["name"] == "lp_ft")
+    assert tuned["status"] == "skipped"
+    assert "time budget (60 s) was spent" in tuned["reason"]
+    assert outcome.method in {"classical", "linear_probe"}
+    assert "lp_ft skipped: the time budget" in outcome.method_reason
+    assert outcome.metrics["epochs"] == []
+
+
+def test_a_budget_running_out_mid_epoch_still_ends_with_a_model(
+    noisy_text_dataset: Path, make_spec: MakeSpec, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One second per look: the candidates before fine-tuning look a few times, then every
+    # training step does, so the 20 s run out within the first epochs.
+    monkeypatch.setattr("ml.training.search.now", _FastClock(step=1.0))
+    hp = {"time_budget_seconds": 20, "batch_size": 4, "epochs": 10, "patience": 10}
+    outcome = run_training(make_spec(noisy_text_dataset, "text", hyperparameters=hp), Recorder())
+
+    tuned = next(c for c in outcome.metrics["candidates"] if c["name"] == "lp_ft")
+    assert "the time budget (20 s) ran out in epoch" in tuned["reason"]
+    assert 1 <= len(outcome.metrics["epochs"]) < 10
+    assert tuned["validation"]  # what it had when time ran out was validated and compared
+    assert outcome.model is not None and outcome.metrics["macro_f1"] > 0

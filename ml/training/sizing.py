@@ -1,0 +1,65 @@
+"""`auto` input sizes and time budget, from the dataset's input statistics and the backbone.
+
+Images far smaller than the backbone's input are not upscaled to it for every fine-tuning step:
+the tuned model trains and serves at a size picked from the images' native size (CNNs run at
+any size; a ViT's position embeddings are resampled to it by timm). The frozen-features probe
+keeps the backbone's own size, where its features are best (docs/measurements.md). Texts get a
+`max_length` that covers the dataset's long texts, not a fixed one.
+"""
+
+import math
+
+from ml.backbones.spec import BackboneSpec
+from ml.datasets.inputs import InputStats
+from ml.training.costs import seconds_per_example
+
+DEFAULT_IMAGE_SIZE = 224
+DEFAULT_MAX_LENGTH = 128
+# Fine-tuning at about twice the native side keeps the backbone's early downsampling from
+# discarding small images' detail; below 64 px a CNN's last feature map is 2x2 or smaller.
+_UPSCALE = 2
+_MIN_TUNING_SIZE = 64
+_SIZE_STEP = 32  # CNN strides (and ViT patches of 16 or 32) divide it
+# Subword tokenizers cut English words and marks into about 1.3 tokens on average; plus the
+# start and end tokens.
+_TOKENS_PER_PRE_TOKEN = 1.3
+_SPECIAL_TOKENS = 2
+_LENGTH_STEP = 16
+_MIN_MAX_LENGTH = 16
+# `auto`'s fine-tuning budget: this many times what the frozen features cost, so a whole job
+# stays within a few times a frozen-features model, and never under a minute.
+_BUDGET_TIMES_FEATURES = 3
+_MIN_BUDGET_SECONDS = 60
+
+
+def backbone_image_size(backbone: BackboneSpec) -> int:
+    return backbone.input_size or DEFAULT_IMAGE_SIZE
+
+
+def tuning_image_size(stats: InputStats, backbone: BackboneSpec) -> int:
+    """Twice the images' median smaller side, in steps of 32 px, between 64 px and the
+    backbone's own size (never above it: a 2,000-px photo trains at 224)."""
+    full = backbone_image_size(backbone)
+    if stats.image_min_side is None:
+        return full
+    wanted = _SIZE_STEP * math.ceil(_UPSCALE * stats.image_min_side / _SIZE_STEP)
+    return max(min(_MIN_TUNING_SIZE, full), min(full, wanted))
+
+
+def tuning_max_length(stats: InputStats, backbone: BackboneSpec) -> int:
+    """Tokens for the dataset's 95th-percentile text, in steps of 16, capped by what the
+    backbone reads; 128 when the texts were not measured."""
+    cap = backbone.max_length or 512
+    if stats.text_tokens_p95 is None:
+        return min(DEFAULT_MAX_LENGTH, cap)
+    tokens = math.ceil(stats.text_tokens_p95 * _TOKENS_PER_PRE_TOKEN) + _SPECIAL_TOKENS
+    wanted = _LENGTH_STEP * math.ceil(tokens / _LENGTH_STEP)
+    return max(min(_MIN_MAX_LENGTH, cap), min(cap, wanted))
+
+
+def auto_time_budget(
+    backbone: BackboneSpec, num_examples: int, probe_size: int, device: str
+) -> int:
+    """Seconds `auto` may spend fine-tuning: a few times what the probe's features cost."""
+    features = num_examples * seconds_per_example(backbone, "forward", probe_size, device)
+    return int(max(_MIN_BUDGET_SECONDS, math.ceil(_BUDGET_TIMES_FEATURES * features)))
