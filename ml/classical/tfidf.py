@@ -21,9 +21,13 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 VOCABULARY_FILE = "tfidf/vocabulary.json"
 IDF_FILE = "tfidf/idf.safetensors"
 _IDF_KEY = "idf"
-# The terms kept, most frequent first: enough for the bigrams of a few thousand texts, while
-# a dense [examples, terms] float32 matrix stays a size the probe fits in seconds.
+# The terms kept, most frequent first. The probe fits dense float32 [examples, terms] rows,
+# whose cost grows with both: past MAX_VALUES (80 MB) fewer terms are kept, down to
+# MIN_TERMS. Measured on 4,000 tweets (3 labels): 2,000, 5,000 and 9,494 terms scored within
+# 0.5 accuracy points of each other, and the probe's time grew about linearly with them.
 MAX_TERMS = 20_000
+MIN_TERMS = 1_000
+MAX_VALUES = 20_000_000
 # A term must occur in this many training texts: one-off words and bigrams only add noise.
 # Datasets too small to have any such term fall back to 1.
 MIN_DF = 2
@@ -54,8 +58,15 @@ def _vectorizer(options: Mapping[str, Any], **extra: Any) -> TfidfVectorizer:
     )
 
 
-def fit_vectorizer(texts: Sequence[str], max_terms: int = MAX_TERMS) -> TfidfVectorizer:
-    """The vectorizer fitted on ``texts``; ValueError when they hold no word at all."""
+def term_budget(num_texts: int) -> int:
+    """How many terms a vocabulary fitted on ``num_texts`` texts keeps at most."""
+    return max(MIN_TERMS, min(MAX_TERMS, MAX_VALUES // max(num_texts, 1)))
+
+
+def fit_vectorizer(texts: Sequence[str], max_terms: int | None = None) -> TfidfVectorizer:
+    """The vectorizer fitted on ``texts`` (keeping ``term_budget`` terms unless told);
+    ValueError when they hold no word at all."""
+    max_terms = term_budget(len(texts)) if max_terms is None else max_terms
     for min_df in dict.fromkeys((min(MIN_DF, len(texts)), 1)):
         vectorizer = _vectorizer(OPTIONS, min_df=min_df, max_features=max_terms)
         try:

@@ -95,6 +95,11 @@ _BATCHNORM_TRAIN_MIN_EXAMPLES = 5000
 _BATCHNORM_TRAIN_MIN_BATCH = 32
 
 
+def given(hp: Mapping[str, Any], name: str) -> bool:
+    """Whether the client set `name` to a value (not "auto", not left out)."""
+    return hp.get(name, AUTO) != AUTO
+
+
 def validate_hyperparameters(hp: Mapping[str, Any]) -> list[tuple[str, str]]:
     """(field, message) for each problem; empty when every value is usable or "auto"."""
     errors = []

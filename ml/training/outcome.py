@@ -32,6 +32,9 @@ class TrainOutcome:
     library: str | None = None
     # Files the artifact needs besides weights and config ({relative path: bytes}).
     artifact_files: dict[str, bytes] = field(default_factory=dict)
+    # timm create_model arguments the trained model needs beyond the backbone's own: a ViT
+    # fine-tuned at another size than its pretraining's has {"img_size": size}.
+    model_kwargs: dict[str, Any] = field(default_factory=dict)
 
     def artifact_config(self, backbone: BackboneSpec, versions: dict[str, str]) -> dict[str, Any]:
         """config.json of the model artifact (docs/architecture.md)."""
@@ -51,7 +54,7 @@ class TrainOutcome:
                 # the factory builds random backbones with these, pretrained ones with none.
                 random_init = backbone.source == "random"
                 options = backbone.options.get("kwargs", {})
-                described["kwargs"] = dict(options) if random_init else {}
+                described["kwargs"] = (dict(options) if random_init else {}) | self.model_kwargs
             else:
                 described["pooling"] = POOLING
         return {

@@ -12,7 +12,12 @@ from typing import Any
 
 from ml.backbones.spec import BackboneSpec
 from ml.datasets.inputs import InputStats, input_stats
-from ml.training.costs import CLASSICAL_SECONDS_PER_EXAMPLE, FIXED_SECONDS, seconds_per_example
+from ml.training.costs import (
+    CLASSICAL_SECONDS_PER_EXAMPLE,
+    FIXED_SECONDS,
+    SOLVE_SECONDS,
+    seconds_per_example,
+)
 from ml.training.hparams import resolve_hyperparameters
 from ml.training.split import validation_fraction
 
@@ -58,12 +63,16 @@ def _tuning_size(backbone: BackboneSpec, hp: Mapping[str, Any]) -> int:
     return int(hp["image_size"] if backbone.modality == "image" else hp["max_length"])
 
 
-def _classical(backbone: BackboneSpec, examples: int) -> dict[str, Any]:
+def _solve(device: str) -> float:
+    return SOLVE_SECONDS["cuda" if device == "cuda" else "cpu"]
+
+
+def _classical(backbone: BackboneSpec, examples: int, device: str) -> dict[str, Any]:
     kind = "raw downsampled pixels" if backbone.modality == "image" else "TF-IDF features"
     return {
         "name": "classical",
         "description": f"a linear model on {kind}",
-        "estimated_seconds": round(examples * CLASSICAL_SECONDS_PER_EXAMPLE, 1),
+        "estimated_seconds": round(examples * CLASSICAL_SECONDS_PER_EXAMPLE + _solve(device), 1),
     }
 
 
@@ -75,6 +84,9 @@ def _fine_tuning(
     check = seconds_per_example(backbone, "forward", size, device)
     epoch = num_train * step + num_val * check
     seconds = hp["epochs"] * epoch
+    if backbone.modality == "image" and size != hp.get("probe_image_size", size):
+        # A linear head fitted at the tuning size first, on features computed there.
+        seconds += (num_train + num_val) * check + _solve(device)
     if "time_budget_seconds" in hp:
         seconds = min(seconds, float(hp["time_budget_seconds"]))
     return {
@@ -111,7 +123,7 @@ def plan_job(
         stats=stats,
     )
     everything = num_train + num_val
-    candidates = [_classical(backbone, everything)] if method == "auto" else []
+    candidates = [_classical(backbone, everything, device)] if method == "auto" else []
     probe_size = _probe_size(backbone, hp)
     candidates.append(
         {
@@ -119,7 +131,9 @@ def plan_job(
             "description": f"a linear model on frozen {backbone.id} features at "
             f"{probe_size} {_unit(backbone)}",
             "estimated_seconds": round(
-                everything * seconds_per_example(backbone, "forward", probe_size, device), 1
+                everything * seconds_per_example(backbone, "forward", probe_size, device)
+                + _solve(device),
+                1,
             ),
         }
     )

@@ -14,6 +14,7 @@ import json
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -30,13 +31,15 @@ from ml.training.data import CachedInputs, build_loader, prepare_inputs
 from ml.training.examples import JobData, load_job_data
 from ml.training.features import extract_features, features_path
 from ml.training.finetune import Baseline, FineTuneResult, cpu_state_dict, fine_tune
+from ml.training.hparams import given
 from ml.training.images import image_preprocessing
 from ml.training.model import backbone_fingerprint, inference_batch_size
 from ml.training.outcome import TrainOutcome
 from ml.training.plan import Plan, plan_job
 from ml.training.probe import install_head
 from ml.training.reporting import mark_first_step, preparation_ticker, timed_phase
-from ml.training.search import Abandon, Budget, Candidate, pick, validation_noise
+from ml.training.search import Abandon, Budget, Candidate, now, pick, validation_noise
+from ml.training.sizing import BUDGET_TIMES_PROBE, MIN_BUDGET_SECONDS
 from ml.training.spec import CHECKPOINT, TrainHooks, TrainingStopped, TrainSpec
 from ml.training.text_classifier import MeanPooledClassifier
 
@@ -79,6 +82,7 @@ class _Job:
     train_inputs: CachedInputs
     val_inputs: CachedInputs  # train_inputs itself when validation is split off training
     eval_batch: int
+    feature_seconds_per_example: float | None = None  # measured by the probe, when not cached
 
     @property
     def labels(self) -> list[str]:
@@ -200,10 +204,18 @@ def _prepare(spec: TrainSpec, hooks: TrainHooks) -> _Job:
     )
 
 
+def _features_path(job: _Job, dataset: StoredDataset) -> Path:
+    key = backbone_fingerprint(job.model)
+    return features_path(job.spec.cache_dir, dataset.path.name, key, job.preprocessing)
+
+
+def _features_cached(job: _Job, dataset: StoredDataset) -> bool:
+    return _features_path(job, dataset).is_file()
+
+
 def _features(job: _Job, dataset: StoredDataset, inputs: CachedInputs) -> torch.Tensor:
     """Frozen features of every example (from the cache when another job computed them)."""
-    key = backbone_fingerprint(job.model)
-    path = features_path(job.spec.cache_dir, dataset.path.name, key, job.preprocessing)
+    path = _features_path(job, dataset)
     if not path.is_file():
         job.hooks.event("info", f"computing frozen features for {len(dataset.examples)} examples")
     batches = -(-len(dataset.examples) // job.eval_batch)
@@ -248,7 +260,10 @@ def _linear_probe(job: _Job) -> _Probe:
     training rows into the model (where fine-tuning starts)."""
     data = job.data
     with timed_phase(job.hooks, "features", "frozen features ready"):
+        started, cached = now(), _features_cached(job, data.train_set)
         features = _features(job, data.train_set, job.train_inputs)
+        if not cached:
+            job.feature_seconds_per_example = (now() - started) / max(1, len(features))
         val_features = None
         if data.separate_validation:
             val_features = _features(job, data.val_set, job.val_inputs)
@@ -288,6 +303,20 @@ def _classical(job: _Job) -> _Classical:
     return _Classical(featurizer, _cross_fit(job, features, val_features))
 
 
+def _set_input_size(model: torch.nn.Module, size: int) -> None:
+    """A ViT's position embeddings resampled to `size` (timm); CNNs run at any size as they are."""
+    resize = getattr(model, "set_input_size", None)
+    if callable(resize):
+        resize(img_size=size)
+
+
+def _size_kwargs(model: torch.nn.Module, preprocessing: dict[str, Any]) -> dict[str, Any]:
+    """What rebuilding a resized ViT at its served size takes; nothing for other models."""
+    if callable(getattr(model, "set_input_size", None)):
+        return {"img_size": preprocessing["input_size"][-1]}
+    return {}
+
+
 def _tuning_inputs(job: _Job, probe: _Probe) -> None:
     """Move the job to the fine-tuning input size, with a linear head fitted on the training
     rows at that size (LP-FT starts from it); at the probe's own size, its head."""
@@ -296,6 +325,7 @@ def _tuning_inputs(job: _Job, probe: _Probe) -> None:
         install_head(job.model, probe.fit.train_weight, probe.fit.train_bias)
         return
     data, check = job.data, _stop_checker(job.hooks)
+    _set_input_size(job.model, size)
     job.preprocessing = image_preprocessing(job.preprocessing, size)
     with timed_phase(job.hooks, "tuning_inputs", f"prepared the inputs at {size} px"):
         job.train_inputs = prepare_inputs(
@@ -376,12 +406,40 @@ class _Tuning:
     probe_weights: dict[str, torch.Tensor]  # the model before tuning: where a kept probe returns
 
 
+def _fine_tuning_budget(job: _Job, clock: Budget) -> Budget:
+    """auto's fine-tuning budget from now: the client's seconds, else three times what the
+    job has taken so far (loading, the classical model and the probe), so that the whole job
+    stays within about four times a frozen-features model."""
+    if given(job.spec.hyperparameters, "time_budget_seconds"):
+        seconds = float(job.hp["time_budget_seconds"])
+    else:
+        seconds = max(MIN_BUDGET_SECONDS, round(BUDGET_TIMES_PROBE * clock.spent(), 1))
+    job.hp["time_budget_seconds"] = seconds
+    job.hooks.event(
+        "info",
+        f"fine-tuning time budget: {seconds:g} s",
+        data={"time_budget_seconds": seconds, "spent_seconds": round(clock.spent(), 2)},
+    )
+    return Budget(seconds)
+
+
+def _first_epoch_estimate(job: _Job) -> float | None:
+    """Seconds one fine-tuning epoch should take, from the probe's measured feature pass: a
+    training step costs about three forward passes, and validation runs twice (the weights
+    and their average); images scale with the pixels. None when the features were cached."""
+    per_example = job.feature_seconds_per_example
+    if per_example is None:
+        return None
+    if "image_size" in job.hp:
+        per_example *= (job.hp["image_size"] / job.preprocessing["input_size"][-1]) ** 2
+    return per_example * (3 * len(job.data.train_rows) + 2 * len(job.data.val_rows))
+
+
 def _search_fine_tuning(
     job: _Job,
     resolved: dict[str, Any],
     probe: _Probe,
     candidates: list[Candidate],
-    budget: Budget | None,
     clock: Budget,
 ) -> _Tuning | None:
     """full: fine-tune. auto: fine-tune when the budget leaves time and nothing is perfect
@@ -397,15 +455,19 @@ def _search_fine_tuning(
     )
     candidate = Candidate("lp_ft", description)
     candidates.append(candidate)
-    abandon = None
+    abandon = budget = None
     if method == "auto":
+        budget = _fine_tuning_budget(job, clock)
         skip = None
+        epoch = _first_epoch_estimate(job)
         if task.perfect(best.validation):
             skip = f"the {best.name} is already perfect on validation"
-        elif budget is not None and budget.exhausted():
+        elif budget.exhausted():
+            skip = f"the time budget ({budget.seconds:g} s) ran out before fine-tuning started"
+        elif epoch is not None and epoch > budget.left():
             skip = (
-                f"the time budget ({budget.seconds:g} s) was spent by the earlier candidates "
-                f"({budget.spent():.1f} s)"
+                f"one fine-tuning epoch (about {epoch:.0f} s at the probe's measured speed) "
+                f"does not fit in the time budget ({budget.seconds:g} s)"
             )
         if skip is not None:
             candidate.status, candidate.reason = "skipped", skip
@@ -438,9 +500,6 @@ def run_training(spec: TrainSpec, hooks: TrainHooks) -> TrainOutcome:
     clock = Budget(None)  # the job's start, for the candidates' costs
     job = _prepare(spec, hooks)
     task = job.data.task
-    budget = Budget(job.hp["time_budget_seconds"]) if spec.method == "auto" else None
-    if budget is not None:
-        budget.started = clock.started
     candidates: list[Candidate] = []
     classical: _Classical | None = None
     if spec.method == "auto":
@@ -467,7 +526,7 @@ def run_training(spec: TrainSpec, hooks: TrainHooks) -> TrainOutcome:
     )
     resolved = job.hp | {"probe_l2": probe.fit.l2}
     probe_preprocessing = dict(job.preprocessing)
-    tuning = _search_fine_tuning(job, resolved, probe, candidates, budget, clock)
+    tuning = _search_fine_tuning(job, resolved, probe, candidates, clock)
     tuned = tuning.result if tuning else None
     for candidate in candidates:
         if candidate.status == "kept":
@@ -498,6 +557,7 @@ def run_training(spec: TrainSpec, hooks: TrainHooks) -> TrainOutcome:
             library, files = "classical", classical.featurizer.artifact_files()
         else:
             if tuning is not None:
+                _set_input_size(job.model, probe_preprocessing["input_size"][-1])
                 job.model.load_state_dict(tuning.probe_weights)
             preprocessing = probe_preprocessing
         install_head(model, chosen.fit.weight, chosen.fit.bias)
@@ -531,4 +591,5 @@ def run_training(spec: TrainSpec, hooks: TrainHooks) -> TrainOutcome:
         resumed_from_step=tuned.resumed_from_step if tuned else None,
         library=library,
         artifact_files=files,
+        model_kwargs=_size_kwargs(model, preprocessing),
     )

@@ -11,7 +11,7 @@ import math
 
 from ml.backbones.spec import BackboneSpec
 from ml.datasets.inputs import InputStats
-from ml.training.costs import seconds_per_example
+from ml.training.costs import SOLVE_SECONDS, seconds_per_example
 
 DEFAULT_IMAGE_SIZE = 224
 DEFAULT_MAX_LENGTH = 128
@@ -26,10 +26,11 @@ _TOKENS_PER_PRE_TOKEN = 1.3
 _SPECIAL_TOKENS = 2
 _LENGTH_STEP = 16
 _MIN_MAX_LENGTH = 16
-# `auto`'s fine-tuning budget: this many times what the frozen features cost, so a whole job
-# stays within a few times a frozen-features model, and never under a minute.
-_BUDGET_TIMES_FEATURES = 3
-_MIN_BUDGET_SECONDS = 60
+# `auto`'s fine-tuning budget: this many times what the job took before fine-tuning (loading,
+# the classical model, the probe), so a whole job stays within about four times a
+# frozen-features model; never under half a minute.
+BUDGET_TIMES_PROBE = 3
+MIN_BUDGET_SECONDS = 30
 
 
 def backbone_image_size(backbone: BackboneSpec) -> int:
@@ -60,6 +61,8 @@ def tuning_max_length(stats: InputStats, backbone: BackboneSpec) -> int:
 def auto_time_budget(
     backbone: BackboneSpec, num_examples: int, probe_size: int, device: str
 ) -> int:
-    """Seconds `auto` may spend fine-tuning: a few times what the probe's features cost."""
-    features = num_examples * seconds_per_example(backbone, "forward", probe_size, device)
-    return int(max(_MIN_BUDGET_SECONDS, math.ceil(_BUDGET_TIMES_FEATURES * features)))
+    """The plan's estimate of `auto`'s fine-tuning budget: three times the probe's estimated
+    cost (the run sets it from the measured cost, ml/training/run.py)."""
+    probe = num_examples * seconds_per_example(backbone, "forward", probe_size, device)
+    probe += SOLVE_SECONDS["cuda" if device == "cuda" else "cpu"]
+    return int(max(MIN_BUDGET_SECONDS, math.ceil(BUDGET_TIMES_PROBE * probe)))

@@ -291,7 +291,7 @@ class _FastClock:
         return self.now
 
 
-def test_a_budget_spent_before_fine_tuning_keeps_a_probe_and_says_so(
+def test_a_tiny_budget_keeps_a_probe_and_says_so(
     noisy_text_dataset: Path, make_spec: MakeSpec, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr("ml.training.search.now", _FastClock(step=100.0))
@@ -300,9 +300,11 @@ def test_a_budget_spent_before_fine_tuning_keeps_a_probe_and_says_so(
 
     tuned = next(c for c in outcome.metrics["candidates"] if c["name"] == "lp_ft")
     assert tuned["status"] == "skipped"
-    assert "time budget (60 s) was spent" in tuned["reason"]
+    # An epoch estimated from the probe's measured speed does not fit (or, with the features
+    # cached by an earlier job, the budget has run out by the time fine-tuning would start).
+    assert "the time budget (60 s)" in tuned["reason"]
     assert outcome.method in {"classical", "linear_probe"}
-    assert "lp_ft skipped: the time budget" in outcome.method_reason
+    assert f"lp_ft skipped: {tuned['reason']}" in outcome.method_reason
     assert outcome.metrics["epochs"] == []
 
 
