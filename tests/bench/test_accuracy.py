@@ -1,12 +1,26 @@
-"""bench/accuracy.py: the baseline's features, scoring through the serving path, the verdict."""
+"""bench/accuracy.py: the baselines' features and classical models, scoring through the serving
+path, the command line's choices."""
 
+import argparse
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from bench.accuracy import Row, _methods, frozen_features, served_predictions, verdict
+from bench.accuracy import (
+    PixelVector,
+    _add_size_arguments,
+    _datasets,
+    _methods,
+    _reported,
+    classical_row,
+    frozen_features,
+    load_dataset,
+    served_predictions,
+)
+from bench.accuracy_data import DATASETS, Benchmark, Modality
 from bench.common import ingest_upload, png_bytes, train_and_save, write_text_csv
 from ml.backbones.catalog import load_catalog
 from ml.backbones.spec import BackboneSpec
@@ -63,26 +77,73 @@ def test_served_predictions_use_the_saved_artifact(
     assert set(predicted) <= {"negative", "neutral", "positive"}
 
 
-def _row(modality: str, method: str, kept: str, accuracy: float) -> Row:
-    return Row(modality, method, kept, 1.0, 1.0, accuracy, accuracy, None)
-
-
-def test_verdict_compares_each_method_with_the_best_baseline() -> None:
-    rows = [
-        _row("image", "baseline: a", "-", 0.80),
-        _row("image", "baseline: b", "-", 0.82),
-        _row("image", "full", "lp_ft", 0.85),
-        _row("text", "baseline: a", "-", 0.70),
-        _row("text", "linear_probe", "linear_probe", 0.65),
-    ]
-    assert verdict(rows) == (
-        "verdict (test accuracy vs the best baseline): "
-        "image: full +3.0 pts -> full beats it; "
-        "text: linear_probe -5.0 pts -> linear_probe does NOT beat it"
-    )
-
-
 def test_methods_keep_the_order_given_and_refuse_unknown_ones() -> None:
     assert _methods("full,linear_probe") == ["full", "linear_probe"]
     with pytest.raises(SystemExit, match="unknown method"):
         _methods("full,magic")
+
+
+def test_datasets_keep_the_order_given_drop_the_other_modality_and_refuse_unknown_ones() -> None:
+    assert [d.name for d in _datasets("tweets,digits")] == ["tweets", "digits"]
+    assert [d.name for d in _datasets("tweets,digits,bbc_news", "image")] == ["digits"]
+    with pytest.raises(SystemExit, match="unknown dataset"):
+        _datasets("digits,cifar")
+
+
+def test_pixel_vector_reads_grey_levels_at_the_training_images_side() -> None:
+    ink = np.zeros((8, 8), dtype=np.uint8)
+    ink[2, 3] = 255
+    vectors = PixelVector().fit([png_bytes(ink)] * 3).transform([png_bytes(ink)])
+    assert vectors.shape == (1, 64)
+    assert vectors[0, 2 * 8 + 3] == 1.0 and vectors.sum() == 1.0
+    # Larger images shrink to the cap: one input size for the linear model.
+    big = [png_bytes(np.full((64, 48), 128, dtype=np.uint8))]
+    assert PixelVector(max_side=16).fit(big).transform(big).shape == (1, 256)
+
+
+def _bench(modality: Modality, train: list, test: list, labels: list[str]) -> Benchmark:
+    task = f"{modality}_classification"
+    return Benchmark("toy", modality, task, "-", Path("-"), train, labels, test, labels)
+
+
+def test_classical_rows_learn_from_raw_pixels_and_from_words() -> None:
+    rng = np.random.default_rng(0)
+    # Bright images and dark ones: raw pixels separate them perfectly.
+    images = [png_bytes(rng.integers(lo, lo + 60, (8, 8), dtype=np.uint8)) for lo in [0, 190] * 10]
+    labels = ["dark", "bright"] * 10
+    row = classical_row(_bench("image", images, images, labels))
+    assert row.method.startswith("classical: raw pixels") and row.kept == "-"
+    assert row.accuracy == 1.0
+    texts = [f"{word} {i}" for i, word in enumerate(["goal match", "vote party"] * 10)]
+    row = classical_row(_bench("text", texts, texts, ["sport", "politics"] * 10))
+    assert row.method.startswith("classical: TF-IDF") and row.accuracy == 1.0
+
+
+def test_reported_candidates_and_plan_are_optional() -> None:
+    assert _reported({"macro_f1": 0.5}) == ([], None)
+    candidate = {"name": "classical", "status": "kept", "validation": {"val_macro_f1": 0.9}}
+    plan = {"method": "auto", "candidates": []}
+    assert _reported({"candidates": [candidate, "junk"], "plan": plan}) == ([candidate], plan)
+
+
+def test_size_flags_choose_each_datasets_sizes_and_keep_the_old_names(tmp_path: Path) -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=tmp_path)
+    _add_size_arguments(parser)
+    calls = []
+
+    def load(train: int, test: int | None, seed: int, out: Path) -> Benchmark:
+        calls.append((train, test))
+        return _bench("text", [], [], [])
+
+    digits = replace(next(d for d in DATASETS if d.name == "digits"), load=load)
+    tweets = replace(next(d for d in DATASETS if d.name == "tweets"), load=load)
+    load_dataset(digits, parser.parse_args([]))
+    load_dataset(digits, parser.parse_args(["--quick"]))
+    load_dataset(digits, parser.parse_args(["--digits-train", "5", "--digits-test", "all"]))
+    load_dataset(tweets, parser.parse_args(["--text-train", "7", "--tweets-test", "9"]))
+    assert calls == [(30, None), (10, 300), (5, None), (7, 9)]
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--digits-test", "0"])
