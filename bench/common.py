@@ -213,7 +213,9 @@ def train_and_save(
     trained = time.perf_counter()
     artifact_dir = root / "model"
     config = outcome.artifact_config(backbone, library_versions())
-    save_artifact(artifact_dir, outcome.model, config, outcome.tokenizer)
+    save_artifact(
+        artifact_dir, outcome.model, config, outcome.tokenizer, files=outcome.artifact_files
+    )
     saved = time.perf_counter()
     return TrainedModel(spec, artifact_dir, outcome, trained - started, saved - trained, hooks)
 

@@ -1,9 +1,10 @@
 """Classical models: the cheap baseline a practitioner tries first, served like any other.
 
 Images: a linear model on the raw pixels, downsampled to S x S (S = the training images'
-median shorter side, capped at 32, at least 4), grey when every training image is, scaled to
-[0, 1]. Texts: TF-IDF of word 1-2 grams (scikit-learn), then a linear model. The head is
-fitted by the task's own cross-fitted probe, so it is scored like the frozen-feature probe.
+median shorter side, at least 4, at most 32 grey or 18 RGB), grey when every training image
+is, scaled to [0, 1]. Texts: TF-IDF of word 1-2 grams (scikit-learn), then a linear model.
+The head is fitted by the task's own cross-fitted probe, so it is scored like the
+frozen-feature probe.
 
 The trainer's side::
 

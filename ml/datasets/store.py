@@ -3,7 +3,7 @@
 import hashlib
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +40,7 @@ class StoredDataset:
     multilabel: bool
     labels: tuple[str, ...]  # label names (classification) or target names (regression)
     examples: tuple[Example, ...]
-    inputs: InputStats = InputStats()  # measured at ingest; empty for older datasets
+    inputs: InputStats = field(default_factory=InputStats)  # measured at ingest; empty: older
 
 
 def _example(root: Path, task: Task, row: dict[str, Any], width: int | None) -> Example:

@@ -188,9 +188,12 @@ class Task(ABC):
         fitted: Fitted,
         *,
         seed: int,
+        scale: bool = True,
     ) -> ProbeFit:
         """A cross-fitted linear head on frozen ``features`` (all rows) against transformed
-        ``targets``; ``train_rows`` are the rows fine-tuning will train on."""
+        ``targets``; ``train_rows`` are the rows fine-tuning will train on. ``scale`` False
+        keeps the features' own scale where the solver would scale each dimension (TF-IDF's
+        weights are already comparable, and scaling them up gives rare terms a voice)."""
 
     @abstractmethod
     def summarize(

@@ -173,15 +173,19 @@ def cross_fit(
     num_outputs: int,
     loss_fn: LossFn,
     score: ScoreFn,
+    scale: bool = True,
 ) -> ProbeFit:
     """The cross-fitted probe: L2 chosen over ``folds`` (a fold id per row), out-of-fold
     outputs of every row at that strength, and the head refitted on all rows and on
-    ``train_rows``. ``score`` ranks pooled held-out outputs against their targets."""
+    ``train_rows``. ``score`` ranks pooled held-out outputs against their targets. Features
+    are centred, and scaled per dimension unless ``scale`` is False."""
     started = time.perf_counter()
     rows = np.arange(len(features))
     splits = [(rows[folds != f], rows[folds == f]) for f in np.unique(folds)]
-    mean, scale = feature_scaling(features)
-    x = (features - mean) / scale
+    mean, spread = feature_scaling(features)
+    if not scale:
+        spread = torch.ones_like(spread)
+    x = (features - mean) / spread
     small = x.device.type == "cpu" and x.numel() < _SINGLE_THREAD_ELEMENTS
     with torch_threads(1) if small else contextlib.nullcontext():
         walk = walk_grid(x, targets, splits, num_outputs, loss_fn, score)
@@ -208,7 +212,7 @@ def cross_fit(
         "seconds": round(time.perf_counter() - started, 4),
     }
     # Fold the scaling and centring in: W ((x - m) / s) + b = (W / s) x + (b - (W / s) m).
-    weight, train_weight = weight / scale, train_weight / scale
+    weight, train_weight = weight / spread, train_weight / spread
     return ProbeFit(
         weight=weight,
         bias=bias - weight @ mean,

@@ -235,7 +235,9 @@ class _Probe:
     summary: dict[str, float]  # out of fold, on every example
 
 
-def _cross_fit(job: _Job, features: torch.Tensor, val_features: torch.Tensor | None) -> _Probe:
+def _cross_fit(
+    job: _Job, features: torch.Tensor, val_features: torch.Tensor | None, scale: bool = True
+) -> _Probe:
     """The task's cross-fitted linear head on these features of the training dataset (and of
     the separate validation dataset, when there is one)."""
     data, device = job.data, job.device
@@ -247,7 +249,12 @@ def _cross_fit(job: _Job, features: torch.Tensor, val_features: torch.Tensor | N
     else:
         targets, train_rows, val_rows = data.targets, data.train_rows, data.val_rows
     fit = data.task.probe(
-        features.to(device), targets.to(device), train_rows, job.fitted, seed=job.spec.seed
+        features.to(device),
+        targets.to(device),
+        train_rows,
+        job.fitted,
+        seed=job.spec.seed,
+        scale=scale,
     )
     oof = fit.oof.float().cpu()
     val_summary = data.task.summarize(oof[val_rows], targets[val_rows], job.fitted)
@@ -300,7 +307,8 @@ def _classical(job: _Job) -> _Classical:
     )
     features = featurizer.features(data.train_set)
     val_features = featurizer.features(data.val_set) if data.separate_validation else None
-    return _Classical(featurizer, _cross_fit(job, features, val_features))
+    probe = _cross_fit(job, features, val_features, scale=featurizer.scale_features)
+    return _Classical(featurizer, probe)
 
 
 def _set_input_size(model: torch.nn.Module, size: int) -> None:

@@ -74,6 +74,7 @@ class ClassificationTraining:
         fitted: Fitted,
         *,
         seed: int,
+        scale: bool = True,
     ) -> ProbeFit:
         """Logistic regression on frozen features, L2 chosen by stratified k-fold (macro-F1,
         then NLL, of the pooled out-of-fold logits). No label smoothing: the probe's logits
@@ -90,6 +91,7 @@ class ClassificationTraining:
             folds,
             train_rows,
             num_outputs=fitted.num_outputs,
+            scale=scale,
             loss_fn=classification_loss(
                 _multilabel(fitted), fitted.class_weights, device=features.device
             ),

@@ -96,7 +96,9 @@ class RegressionTraining:
         fitted: Fitted,
         *,
         seed: int,
+        scale: bool = True,
     ) -> ProbeFit:
+        # Ridge centres the features and never scales them, so `scale` changes nothing here.
         fit = ridge_cv(features, targets, train_rows, seed=seed)
 
         def out(t: torch.Tensor) -> torch.Tensor:

@@ -104,6 +104,7 @@ class TextFlag(Task):
         fitted: Fitted,
         *,
         seed: int,
+        scale: bool = True,
     ) -> ProbeFit:
         x = torch.cat([features.double(), features.new_ones(len(features), 1).double()], dim=1)
         y = (targets.double() * 2 - 1) * 2  # logits of about ±2

@@ -27,9 +27,7 @@ def test_a_model_tuned_below_the_probe_size_is_served_at_that_size(
     if arch != spec.arch:
         spec = replace(spec, id="tiny-vit", arch=arch, options=TINY_VIT)
     hp = {"image_size": 32, "probe_image_size": 64, "batch_size": 16, "epochs": 1}
-    spec = replace(
-        make_spec(image_dataset, method="full", hyperparameters=hp), backbone=spec
-    )
+    spec = replace(make_spec(image_dataset, method="full", hyperparameters=hp), backbone=spec)
     hooks = Recorder()
     outcome = run_training(spec, hooks)
 
