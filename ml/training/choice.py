@@ -6,7 +6,7 @@ linear probe or the classical model.
 """
 
 from ml.tasks import Task
-from ml.training.search import Candidate, pick
+from ml.training.search import Candidate, best_scored, pick
 
 
 def _score(task: Task, candidate: Candidate) -> str:
@@ -14,9 +14,10 @@ def _score(task: Task, candidate: Candidate) -> str:
 
 
 def decide(
-    method: str, task: Task, candidates: list[Candidate], probe_l2: float
+    method: str, task: Task, candidates: list[Candidate], probe_l2: float, noise: float = 0.0
 ) -> tuple[Candidate, str]:
-    """(the kept candidate, why). `candidates` are in the order they were tried."""
+    """(the kept candidate, why). `candidates` are in the order they were tried (cheapest
+    first); `noise` is the standard error of a validation score (auto's one-SE rule)."""
     named = {c.name: c for c in candidates}
     if method == "linear_probe":
         return named["linear_probe"], (
@@ -28,9 +29,15 @@ def decide(
             "full was requested: fine-tuned every weight from the linear probe's head (LP-FT); "
             + tuned.reason
         )
-    best = pick(task, candidates)
-    others = "; ".join(_compared(task, c) for c in candidates if c is not best)
-    return best, f"best on validation ({_score(task, best)}) of the candidates; {others}"
+    kept = pick(task, candidates, noise)
+    top = best_scored(task, candidates)
+    others = "; ".join(_compared(task, c) for c in candidates if c is not kept)
+    if top is kept:
+        return kept, f"best on validation ({_score(task, kept)}) of the candidates; {others}"
+    return kept, (
+        f"within one standard error ({noise:.4f}) of the best on validation ({top.name}, "
+        f"{_score(task, top)}) and cheaper ({_score(task, kept)}); {others}"
+    )
 
 
 def _compared(task: Task, candidate: Candidate) -> str:

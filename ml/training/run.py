@@ -38,7 +38,14 @@ from ml.training.outcome import TrainOutcome
 from ml.training.plan import Plan, plan_job
 from ml.training.probe import install_head
 from ml.training.reporting import mark_first_step, preparation_ticker, timed_phase
-from ml.training.search import Abandon, Budget, Candidate, now, pick, validation_noise
+from ml.training.search import (
+    Abandon,
+    Budget,
+    Candidate,
+    best_scored,
+    now,
+    validation_noise,
+)
 from ml.training.sizing import BUDGET_TIMES_PROBE, MIN_BUDGET_SECONDS
 from ml.training.spec import CHECKPOINT, TrainHooks, TrainingStopped, TrainSpec
 from ml.training.text_classifier import MeanPooledClassifier
@@ -449,13 +456,14 @@ def _search_fine_tuning(
     probe: _Probe,
     candidates: list[Candidate],
     clock: Budget,
+    noise: float,
 ) -> _Tuning | None:
     """full: fine-tune. auto: fine-tune when the budget leaves time and nothing is perfect
     already, giving up once clearly behind the best candidate so far."""
     method, task = job.spec.method, job.data.task
     if method == "linear_probe":
         return None
-    best = pick(task, candidates)
+    best = best_scored(task, candidates)
     description = (
         f"fine-tuning every weight from a linear head at "
         f"{job.hp.get('image_size', job.hp.get('max_length'))} "
@@ -480,10 +488,6 @@ def _search_fine_tuning(
         if skip is not None:
             candidate.status, candidate.reason = "skipped", skip
             return None
-        oof = probe.fit.oof.float().cpu()
-        noise = validation_noise(
-            task, oof[probe.val_rows], probe.targets[probe.val_rows], job.fitted, job.spec.seed
-        )
         abandon = Abandon(task, best.validation, noise, best.name.replace("_", " "))
     started = clock.spent()
     probe_weights = cpu_state_dict(job.model)
@@ -534,12 +538,19 @@ def run_training(spec: TrainSpec, hooks: TrainHooks) -> TrainOutcome:
     )
     resolved = job.hp | {"probe_l2": probe.fit.l2}
     probe_preprocessing = dict(job.preprocessing)
-    tuning = _search_fine_tuning(job, resolved, probe, candidates, clock)
+    noise = 0.0
+    if spec.method == "auto":
+        # How far apart two equally good models land on these validation rows.
+        oof = probe.fit.oof.float().cpu()
+        noise = validation_noise(
+            task, oof[probe.val_rows], probe.targets[probe.val_rows], job.fitted, spec.seed
+        )
+    tuning = _search_fine_tuning(job, resolved, probe, candidates, clock, noise)
     tuned = tuning.result if tuning else None
     for candidate in candidates:
         if candidate.status == "kept":
             candidate.status = "lost"  # until decided
-    kept, reason = decide(spec.method, task, candidates, probe.fit.l2)
+    kept, reason = decide(spec.method, task, candidates, probe.fit.l2, noise)
     kept.status = "kept"
     method = kept.name
     hooks.event(

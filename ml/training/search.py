@@ -114,11 +114,26 @@ class Abandon:
         return None
 
 
-def pick(task: Task, candidates: list[Candidate]) -> Candidate:
-    """The best on validation by the task's score; on a tie, the one tried first (cheaper)."""
+def best_scored(task: Task, candidates: list[Candidate]) -> Candidate:
+    """The best on validation by the task's score; on a tie, the one tried first."""
     scored = [c for c in candidates if c.validation and c.status != "skipped"]
     best = scored[0]
     for candidate in scored[1:]:
         if task.score(candidate.validation) > task.score(best.validation):
             best = candidate
+    return best
+
+
+def pick(task: Task, candidates: list[Candidate], noise: float = 0.0) -> Candidate:
+    """The one-standard-error rule: the first candidate tried (the cheapest, the simplest)
+    whose headline score is within `noise` of the best one's. On a few hundred validation
+    rows a costlier model that wins by less than the noise wins by chance as often as not."""
+    best = best_scored(task, candidates)
+    floor = headline_score(task, best.validation) - noise
+    for candidate in candidates:
+        if candidate is best:
+            return best
+        usable = bool(candidate.validation) and candidate.status != "skipped"
+        if usable and headline_score(task, candidate.validation) >= floor:
+            return candidate
     return best

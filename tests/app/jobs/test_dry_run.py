@@ -3,38 +3,26 @@ create is, with nothing written or queued; and the real run then resolves the sa
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
 
 from app.auth.keys import authenticate
-from app.db import make_engine, make_session_factory, transaction
 from app.models import Dataset, IdempotencyKey, Job, JobEvent
 from ml.backbones.testing import TINY_IMAGE_ID, TINY_TEXT_ID
 from tests.app.jobs.conftest import Datasets
 from tests.app.jobs.flows import events, problem, wait_for_job
 from tests.app.jobs.test_job_requests import CASES
 from tests.conftest import Stack
-
-
-@contextmanager
-def _session(stack: Stack) -> Iterator[Session]:
-    engine = make_engine(stack.backend.settings().sqlalchemy_url)
-    try:
-        with transaction(make_session_factory(engine)) as session:
-            yield session
-    finally:
-        engine.dispose()
+from tests.support.db import stack_session
 
 
 def _written(stack: Stack) -> tuple[int, ...]:
     """Rows a create writes (the job, its events, the key), in every project: a job is only
     ever sent to the broker once its row has committed, so no new row means nothing queued."""
-    with _session(stack) as session:
+    with stack_session(stack) as session:
         return tuple(
             session.scalar(select(func.count()).select_from(table)) or 0
             for table in (Job, JobEvent, IdempotencyKey)
@@ -52,7 +40,7 @@ def _dry_run(stack: Stack, body: dict[str, Any], key: str | None = None) -> dict
 
 def _legacy_dataset(stack: Stack) -> str:
     """A ready image dataset stored before ingest measured its inputs (no report "inputs")."""
-    with _session(stack) as session:
+    with stack_session(stack) as session:
         project = authenticate(session, stack.key_a)
         assert project is not None
         row = Dataset(

@@ -4,7 +4,6 @@ which the prediction endpoints use to pick a version."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -12,24 +11,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.auth.keys import authenticate
-from app.db import make_engine, make_session_factory, transaction
 from app.errors import Conflict, NotFound
 from app.models import ModelVersion, RegisteredModel
 from app.registry.service import resolve_version
 from tests.app.jobs.flows import auth, problem
 from tests.app.registry.conftest import MODEL
 from tests.conftest import Stack
+from tests.support.db import stack_session
 from tests.support.storage import version_dir
-
-
-@contextmanager
-def _session(stack: Stack) -> Iterator[Session]:
-    engine = make_engine(stack.backend.settings().sqlalchemy_url)
-    try:
-        with transaction(make_session_factory(engine)) as session:
-            yield session
-    finally:
-        engine.dispose()
 
 
 def _project_id(session: Session, stack: Stack) -> str:
@@ -39,7 +28,7 @@ def _project_id(session: Session, stack: Stack) -> str:
 
 
 def _resolve(stack: Stack, version: int | None = None, alias: str | None = None) -> int:
-    with _session(stack) as session:
+    with stack_session(stack) as session:
         project_id = _project_id(session, stack)
         _, row = resolve_version(session, project_id, MODEL, version=version, alias=alias)
         return row.version
@@ -100,7 +89,7 @@ def test_aliases_steer_version_resolution(stack: Stack, two_jobs: list[dict[str,
 @pytest.fixture
 def registering_version(stack: Stack, two_jobs: list[dict[str, Any]]) -> Iterator[int]:
     """A version row a worker is still registering (version 50 of MODEL)."""
-    with _session(stack) as session:
+    with stack_session(stack) as session:
         project_id = _project_id(session, stack)
         model = session.query(RegisteredModel).filter_by(project_id=project_id, name=MODEL).one()
         row = ModelVersion(
@@ -109,7 +98,7 @@ def registering_version(stack: Stack, two_jobs: list[dict[str, Any]]) -> Iterato
         )  # fmt: skip
         session.add(row)
     yield 50
-    with _session(stack) as session:
+    with stack_session(stack) as session:
         session.query(ModelVersion).filter_by(id=row.id).delete()
 
 
@@ -134,10 +123,10 @@ def test_a_version_that_is_not_ready_cannot_be_aliased_served_or_deleted(
 
 
 def test_a_model_without_ready_versions_cannot_serve(stack: Stack) -> None:
-    with _session(stack) as session:
+    with stack_session(stack) as session:
         session.add(RegisteredModel(project_id=_project_id(session, stack), name="empty",
                                     task="text_classification"))  # fmt: skip
-    with _session(stack) as session:
+    with stack_session(stack) as session:
         with pytest.raises(Conflict) as raised:
             resolve_version(session, _project_id(session, stack), "empty", version=None,
                             alias=None)  # fmt: skip
@@ -166,7 +155,7 @@ def test_deleting_a_version_removes_artifact_aliases_and_cached_model(
     stack: Stack, two_jobs: list[dict[str, Any]]
 ) -> None:
     assert _put_alias(stack, "production", 1).status_code == 200
-    with _session(stack) as session:
+    with stack_session(stack) as session:
         version_id, artifact = session.execute(
             select(ModelVersion.id, ModelVersion.artifact_uri)
             .join(RegisteredModel, RegisteredModel.id == ModelVersion.model_id)

@@ -158,8 +158,9 @@ def test_auto_skips_fine_tuning_when_the_probe_is_perfect(
 ) -> None:
     outcome = run_training(make_spec(image_dataset), Recorder())
     assert outcome.metrics["linear_probe"]["val_macro_f1"] == 1.0
-    assert outcome.method == "linear_probe"
-    assert "already perfect" in outcome.method_reason
+    # The cheaper classical model is kept when it is within the noise of the perfect probe.
+    assert outcome.method in {"classical", "linear_probe"}
+    assert "lp_ft skipped: the linear_probe is already perfect" in outcome.method_reason
     assert outcome.metrics["epochs"] == []
 
 

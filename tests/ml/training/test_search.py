@@ -81,3 +81,13 @@ def test_requested_methods_keep_what_was_asked_for() -> None:
     assert decide("full", TASK, [probe, tuned], 1e-3)[0] is tuned
     kept, reason = decide("linear_probe", TASK, [probe], 0.003)
     assert kept is probe and "L2 0.003" in reason
+
+
+def test_a_costlier_candidate_must_win_by_more_than_the_noise() -> None:
+    probe = Candidate("linear_probe", "frozen", _summary(0.830), 100.0)
+    tuned = Candidate("lp_ft", "tuned", _summary(0.835), 370.0)
+    assert pick(TASK, [probe, tuned], noise=0.026) is probe  # 0.005 is well within the noise
+    assert pick(TASK, [probe, tuned], noise=0.002) is tuned
+    kept, reason = decide("auto", TASK, [probe, tuned], 1e-3, noise=0.026)
+    assert kept is probe
+    assert "within one standard error (0.0260) of the best on validation (lp_ft" in reason
