@@ -576,7 +576,8 @@ def run_training(spec: TrainSpec, hooks: TrainHooks) -> TrainOutcome:
             library, files = "classical", classical.featurizer.artifact_files()
         else:
             if tuning is not None:
-                _set_input_size(job.model, probe_preprocessing["input_size"][-1])
+                if "input_size" in probe_preprocessing:
+                    _set_input_size(job.model, probe_preprocessing["input_size"][-1])
                 job.model.load_state_dict(tuning.probe_weights)
             preprocessing = probe_preprocessing
         install_head(model, chosen.fit.weight, chosen.fit.bias)

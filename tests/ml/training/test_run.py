@@ -1,13 +1,15 @@
 """The engine end to end on tiny random backbones and tiny learnable datasets (CPU, seconds)."""
 
 import json
+import random
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
 
 from ml.artifacts import load_artifact, save_artifact
-from ml.training import images
+from ml.training import images, run
 from ml.training.run import run_training
 from tests.ml.training.conftest import (
     MakeSpec,
@@ -106,6 +108,18 @@ def noisy_text_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """15% of the labels are random: the probe cannot be perfect, so auto has to decide."""
     rows = text_rows(30, noise=0.15)
     return write_dataset(tmp_path_factory.mktemp("ds"), "text_classification", rows)
+
+
+@pytest.fixture(scope="module")
+def noisy_image_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Squares with 15% of the labels swapped at random: no probe is perfect on them."""
+    rng = random.Random(1)
+    labels = sorted({label for (label,), _ in image_rows(per_class=1)})
+    rows = [
+        ([rng.choice(labels)] if rng.random() < 0.15 else [label], image)
+        for (label,), image in image_rows(per_class=20)
+    ]
+    return write_dataset(tmp_path_factory.mktemp("ds"), "image_classification", rows)
 
 
 def test_auto_is_never_worse_than_the_probe_on_validation(
@@ -323,3 +337,40 @@ def test_a_budget_running_out_mid_epoch_still_ends_with_a_model(
     assert 1 <= len(outcome.metrics["epochs"]) < 10
     assert tuned["validation"]  # what it had when time ran out was validated and compared
     assert outcome.model is not None and outcome.metrics["macro_f1"] > 0
+
+
+class _UselessFeatures:
+    """A classical featurizer that sees nothing (constant features), so the probe must win."""
+
+    def __init__(self, real: Any) -> None:
+        self.real = real
+        self.scale_features = True
+
+    def features(self, dataset: Any) -> torch.Tensor:
+        return torch.zeros(len(dataset.examples), 4)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+
+@pytest.mark.parametrize("backbone", ["image", "text"])
+def test_a_probe_kept_after_fine_tuning_serves_the_probe_itself(
+    backbone: str,
+    noisy_text_dataset: Path,
+    noisy_image_dataset: Path,
+    make_spec: MakeSpec,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    real = run.classical_candidate
+    monkeypatch.setattr(run, "classical_candidate", lambda *a: _UselessFeatures(real(*a)))
+    dataset = noisy_text_dataset if backbone == "text" else noisy_image_dataset
+    # Fine-tuning wrecked by a huge learning rate: it runs, loses, and the probe is kept.
+    hp = {"batch_size": 16, "learning_rate": 0.5, "epochs": 3, "patience": 3}
+    outcome = run_training(make_spec(dataset, backbone, hyperparameters=hp), Recorder())
+    assert outcome.method == "linear_probe"
+    assert outcome.metrics["epochs"], "fine-tuning ran before the probe was kept"
+    probe_only = run_training(
+        make_spec(dataset, backbone, method="linear_probe", hyperparameters=hp), Recorder()
+    )
+    assert outcome.preprocessing == probe_only.preprocessing
+    torch.testing.assert_close(outcome.model.state_dict(), probe_only.model.state_dict())
