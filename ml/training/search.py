@@ -124,12 +124,22 @@ def best_scored(task: Task, candidates: list[Candidate]) -> Candidate:
     return best
 
 
-def pick(task: Task, candidates: list[Candidate], noise: float = 0.0) -> Candidate:
+def pick(
+    task: Task,
+    candidates: list[Candidate],
+    noise: float = 0.0,
+    never_below: str = "linear_probe",
+) -> Candidate:
     """The one-standard-error rule: the first candidate tried (the cheapest, the simplest)
-    whose headline score is within `noise` of the best one's. On a few hundred validation
-    rows a costlier model that wins by less than the noise wins by chance as often as not."""
+    whose headline score is within `noise` of the best one's, and not below the
+    `never_below` candidate's (auto never ends below the probe on validation). On a few
+    hundred validation rows a costlier model that wins by less than the noise wins by chance
+    as often as not."""
     best = best_scored(task, candidates)
     floor = headline_score(task, best.validation) - noise
+    for candidate in candidates:
+        if candidate.name == never_below and candidate.validation:
+            floor = max(floor, headline_score(task, candidate.validation))
     for candidate in candidates:
         if candidate is best:
             return best

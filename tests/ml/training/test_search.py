@@ -91,3 +91,11 @@ def test_a_costlier_candidate_must_win_by_more_than_the_noise() -> None:
     kept, reason = decide("auto", TASK, [probe, tuned], 1e-3, noise=0.026)
     assert kept is probe
     assert "within one standard error (0.0260) of the best on validation (lp_ft" in reason
+
+
+def test_a_cheaper_candidate_is_never_kept_below_the_probe() -> None:
+    classical = Candidate("classical", "tf-idf", _summary(0.9594), 6.0)
+    probe = Candidate("linear_probe", "frozen", _summary(0.9597), 31.0)
+    tuned = Candidate("lp_ft", "tuned", _summary(0.9600), 133.0)
+    assert pick(TASK, [classical, probe, tuned], noise=0.019) is probe
+    assert pick(TASK, [classical, probe, tuned], noise=0.0) is tuned
