@@ -422,7 +422,7 @@ class _Tuning:
 
 
 def _fine_tuning_budget(job: _Job, clock: Budget) -> Budget:
-    """auto's fine-tuning budget from now: the client's seconds, else three times what the
+    """auto's fine-tuning budget from now: the client's seconds, else 2.5 times what the
     job has taken so far (loading, the classical model and the probe), so that the whole job
     stays within about four times a frozen-features model."""
     if given(job.spec.hyperparameters, "time_budget_seconds"):
