@@ -6,6 +6,7 @@ from ml.backbones.catalog import load_catalog
 from ml.datasets.inputs import InputStats, input_stats
 from ml.datasets.records import Candidate
 from ml.training.hparams import resolve_hyperparameters
+from ml.training.sizing import MIN_BUDGET_SECONDS
 
 CATALOG = load_catalog()
 LITE0, MINILM, BERT = (
@@ -64,7 +65,7 @@ def test_the_time_budget_is_auto_only_and_grows_with_the_data() -> None:
     big = resolve_hyperparameters(
         {}, method="auto", num_train=40_000, num_val=10_000, backbone=LITE0, device="cpu"
     )["time_budget_seconds"]
-    assert 60 <= small < big
+    assert MIN_BUDGET_SECONDS <= small < big
 
 
 def test_input_stats_measure_the_median_side_and_the_long_texts() -> None:
