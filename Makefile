@@ -38,7 +38,7 @@ lint: install
 	$(BIN)/ruff format --check .
 
 typecheck: install
-	$(BIN)/mypy app workers ml migrations
+	$(BIN)/mypy app workers ml migrations hone
 
 format: install
 	$(BIN)/ruff format .

@@ -1,4 +1,5 @@
-"""The `hone` command line: laptop mode, production processes, migrations, API keys."""
+"""The `hone` command line: laptop mode, production processes, migrations, API keys; the user
+commands (datasets, jobs, models, predictions) live in `hone.cli` and need no server settings."""
 
 from __future__ import annotations
 
@@ -10,6 +11,17 @@ import sys
 from collections.abc import Sequence
 
 from app.config import InvalidSettings, Settings, load_settings
+
+
+# The user commands: HTTP clients of a running API (hone/cli/), not server processes.
+USER_COMMANDS = {
+    "login": "save the API's URL and your key for the commands below",
+    "datasets": "upload, list, show and delete datasets",
+    "train": "start a fine-tuning job (and watch it with --watch)",
+    "jobs": "list, show, watch, cancel jobs and read their events",
+    "models": "list, show, alias and download models",
+    "predict": "predict with a model from files, texts or JSON Lines",
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,10 +46,18 @@ def build_parser() -> argparse.ArgumentParser:
     create = keys_sub.add_parser("create", help="create a key for a project (shown once)")
     create.add_argument("--project", required=True, help="project name (created if missing)")
     create.add_argument("--name", default="", help="a label for the key")
+    # Listed here for `hone --help`; parsed by hone.cli, which talks to a running API.
+    for command, what in USER_COMMANDS.items():
+        sub.add_parser(command, help=what, add_help=False)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in USER_COMMANDS:
+        from hone.cli import main as user_main
+
+        return user_main(argv)
     args = build_parser().parse_args(argv)
     # Settings are checked before anything starts: no worker, no port, no traceback.
     try:
