@@ -12,7 +12,6 @@ from collections.abc import Sequence
 
 from app.config import InvalidSettings, Settings, load_settings
 
-
 # The user commands: HTTP clients of a running API (hone/cli/), not server processes.
 USER_COMMANDS = {
     "login": "save the API's URL and your key for the commands below",
