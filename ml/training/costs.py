@@ -34,3 +34,12 @@ def seconds_per_example(backbone: BackboneSpec, kind: str, size: int, device: st
     ratio = size / _REFERENCE_INPUT[modality]
     seconds *= ratio**2 if modality == "image" else ratio
     return seconds / (_GPU_SPEEDUP if device == "cuda" else 1.0)
+
+
+def solve_seconds(device: str) -> float:
+    return SOLVE_SECONDS["cuda" if device == "cuda" else "cpu"]
+
+
+def probe_seconds(backbone: BackboneSpec, examples: int, size: int, device: str) -> float:
+    """A linear probe: frozen features of every example at `size`, then one solve."""
+    return examples * seconds_per_example(backbone, "forward", size, device) + solve_seconds(device)

@@ -15,8 +15,9 @@ from ml.datasets.inputs import InputStats, input_stats
 from ml.training.costs import (
     CLASSICAL_SECONDS_PER_EXAMPLE,
     FIXED_SECONDS,
-    SOLVE_SECONDS,
+    probe_seconds,
     seconds_per_example,
+    solve_seconds,
 )
 from ml.training.hparams import resolve_hyperparameters
 from ml.training.split import validation_fraction
@@ -63,16 +64,14 @@ def _tuning_size(backbone: BackboneSpec, hp: Mapping[str, Any]) -> int:
     return int(hp["image_size"] if backbone.modality == "image" else hp["max_length"])
 
 
-def _solve(device: str) -> float:
-    return SOLVE_SECONDS["cuda" if device == "cuda" else "cpu"]
-
-
 def _classical(backbone: BackboneSpec, examples: int, device: str) -> dict[str, Any]:
     kind = "raw downsampled pixels" if backbone.modality == "image" else "TF-IDF features"
     return {
         "name": "classical",
         "description": f"a linear model on {kind}",
-        "estimated_seconds": round(examples * CLASSICAL_SECONDS_PER_EXAMPLE + _solve(device), 1),
+        "estimated_seconds": round(
+            examples * CLASSICAL_SECONDS_PER_EXAMPLE + solve_seconds(device), 1
+        ),
     }
 
 
@@ -86,7 +85,7 @@ def _fine_tuning(
     seconds = hp["epochs"] * epoch
     if backbone.modality == "image" and size != hp.get("probe_image_size", size):
         # A linear head fitted at the tuning size first, on features computed there.
-        seconds += (num_train + num_val) * check + _solve(device)
+        seconds += (num_train + num_val) * check + solve_seconds(device)
     if "time_budget_seconds" in hp:
         seconds = min(seconds, float(hp["time_budget_seconds"]))
     return {
@@ -130,11 +129,7 @@ def plan_job(
             "name": "linear_probe",
             "description": f"a linear model on frozen {backbone.id} features at "
             f"{probe_size} {_unit(backbone)}",
-            "estimated_seconds": round(
-                everything * seconds_per_example(backbone, "forward", probe_size, device)
-                + _solve(device),
-                1,
-            ),
+            "estimated_seconds": round(probe_seconds(backbone, everything, probe_size, device), 1),
         }
     )
     if method != "linear_probe":

@@ -211,18 +211,17 @@ def _prepare(spec: TrainSpec, hooks: TrainHooks) -> _Job:
     )
 
 
-def _features_path(job: _Job, dataset: StoredDataset) -> Path:
-    key = backbone_fingerprint(job.model)
-    return features_path(job.spec.cache_dir, dataset.path.name, key, job.preprocessing)
+def _feature_file(job: _Job, dataset: StoredDataset, backbone_key: str) -> Path:
+    """Where the features of `dataset` by this backbone (`backbone_key`: its fingerprint, a
+    hash of every weight, so computed once per pass) at this preprocessing are cached."""
+    return features_path(job.spec.cache_dir, dataset.path.name, backbone_key, job.preprocessing)
 
 
-def _features_cached(job: _Job, dataset: StoredDataset) -> bool:
-    return _features_path(job, dataset).is_file()
-
-
-def _features(job: _Job, dataset: StoredDataset, inputs: CachedInputs) -> torch.Tensor:
+def _features(
+    job: _Job, dataset: StoredDataset, inputs: CachedInputs, backbone_key: str
+) -> torch.Tensor:
     """Frozen features of every example (from the cache when another job computed them)."""
-    path = _features_path(job, dataset)
+    path = _feature_file(job, dataset, backbone_key)
     if not path.is_file():
         job.hooks.event("info", f"computing frozen features for {len(dataset.examples)} examples")
     batches = -(-len(dataset.examples) // job.eval_batch)
@@ -274,13 +273,14 @@ def _linear_probe(job: _Job) -> _Probe:
     training rows into the model (where fine-tuning starts)."""
     data = job.data
     with timed_phase(job.hooks, "features", "frozen features ready"):
-        started, cached = now(), _features_cached(job, data.train_set)
-        features = _features(job, data.train_set, job.train_inputs)
+        key = backbone_fingerprint(job.model)
+        started, cached = now(), _feature_file(job, data.train_set, key).is_file()
+        features = _features(job, data.train_set, job.train_inputs, key)
         if not cached:
             job.feature_seconds_per_example = (now() - started) / max(1, len(features))
         val_features = None
         if data.separate_validation:
-            val_features = _features(job, data.val_set, job.val_inputs)
+            val_features = _features(job, data.val_set, job.val_inputs, key)
     mark_first_step(job.hooks)
     probe = _cross_fit(job, features, val_features)
     fit = probe.fit
@@ -351,9 +351,10 @@ def _tuning_inputs(job: _Job, probe: _Probe) -> None:
             job.val_inputs = prepare_inputs(
                 data.val_set, job.preprocessing, job.spec.cache_dir, None, check
             )
-        features = _features(job, data.train_set, job.train_inputs)
+        key = backbone_fingerprint(job.model)
+        features = _features(job, data.train_set, job.train_inputs, key)
         val_features = (
-            _features(job, data.val_set, job.val_inputs) if data.separate_validation else None
+            _features(job, data.val_set, job.val_inputs, key) if data.separate_validation else None
         )
         head = _cross_fit(job, features, val_features)
     install_head(job.model, head.fit.train_weight, head.fit.train_bias)

@@ -11,7 +11,7 @@ import math
 
 from ml.backbones.spec import BackboneSpec
 from ml.datasets.inputs import InputStats
-from ml.training.costs import SOLVE_SECONDS, seconds_per_example
+from ml.training.costs import probe_seconds
 
 DEFAULT_IMAGE_SIZE = 224
 DEFAULT_MAX_LENGTH = 128
@@ -64,6 +64,5 @@ def auto_time_budget(
 ) -> int:
     """The plan's estimate of `auto`'s fine-tuning budget: 2.5 times the probe's estimated
     cost (the run sets it from the measured cost, ml/training/run.py)."""
-    probe = num_examples * seconds_per_example(backbone, "forward", probe_size, device)
-    probe += SOLVE_SECONDS["cuda" if device == "cuda" else "cpu"]
+    probe = probe_seconds(backbone, num_examples, probe_size, device)
     return int(max(MIN_BUDGET_SECONDS, math.ceil(BUDGET_TIMES_PROBE * probe)))
