@@ -28,6 +28,7 @@ COPY app app
 COPY ml ml
 COPY workers workers
 COPY migrations migrations
+COPY hone hone
 # With the s3 extra (s3fs): docker-compose.yml keeps everything in an S3-compatible store.
 # Spelled `./[s3]`: hadolint takes `.[s3]` for an unpinned package from the index.
 RUN pip install --no-cache-dir "./[s3]"
