@@ -39,6 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
         " never more than the GPUs for the train queue)",
     )
     worker.add_argument("--hostname", default=None, help="Celery node name")
+    # `hone up` on a terminal: print for a person, not JSON (app/console.py).
+    worker.add_argument("--console", action="store_true", help=argparse.SUPPRESS)
     sub.add_parser("migrate", help="upgrade the registry database to the newest schema")
     keys = sub.add_parser("keys", help="manage API keys")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True)
@@ -133,12 +135,17 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
     if isinstance(concurrency, str):
         print(f"hone: {concurrency}", file=sys.stderr)
         return 2
+    if args.console:
+        from app.console import use_console
+
+        use_console()
     configure_logging(settings.log_level, settings.log_json)
     # Before the pool forks: every job process then starts with torch & co. imported.
     preload()
     from workers.celery_app import celery_app
 
     argv = [
+        *(["--quiet"] if args.console else []),  # no banner: `hone up` printed its own
         "worker",
         "--queues",
         args.queues,
@@ -186,28 +193,57 @@ def _worker_concurrency(
 
 
 def _up(_args: argparse.Namespace, settings: Settings) -> int:
-    """Everything on one machine: migrate, make sure a key exists, run a worker and the API."""
+    """Everything on one machine: migrate, make sure a key exists, run a worker and the API.
+
+    On a terminal, both print for a person (a banner, then a line per notable event:
+    app/console.py); into a pipe or a file, the JSON log lines of `hone api` and `hone worker`.
+    """
     from app.auth.keys import create_key, has_any_key
     from app.db import make_engine, make_session_factory, transaction
+    from app.migrate import upgrade
 
-    _migrate(_args, settings)
+    console = sys.stdout.isatty()
+    upgrade(settings.sqlalchemy_url)
+    key = None
     if settings.bootstrap_api_key is None:
         engine = make_engine(settings.sqlalchemy_url)
         with transaction(make_session_factory(engine)) as session:
             key = None if has_any_key(session) else create_key(session, "default", name="hone up")
         engine.dispose()
+    worker_command = [sys.executable, "-m", "app.cli", "worker"]
+    if console:
+        from app.console import banner, use_console
+
+        use_console()
+        worker_command.append("--console")
+        print(banner(settings, _safe_url(settings), key), end="", flush=True)
+    else:
+        print(f"registry database at {_safe_url(settings)} is up to date")
         if key:
             print(f"\n  Your API key (shown once): {key}\n  export HONE_API_KEY={key}\n")
-    worker = subprocess.Popen([sys.executable, "-m", "app.cli", "worker"], env=os.environ.copy())
-    print(f"Hone is starting on http://{settings.host}:{settings.port}  (docs: /docs)")
+    # On a terminal the worker gets a process group of its own: Ctrl+C reaches `hone up` alone,
+    # which stops the worker with one SIGTERM (a warm shutdown), not a second signal from the
+    # terminal that Celery reads as "terminate the running tasks". Closing the terminal
+    # (SIGHUP) stops Hone the same way.
+    worker = subprocess.Popen(
+        worker_command, env=os.environ.copy(), process_group=0 if console else None
+    )
+    if console:
+        signal.signal(signal.SIGHUP, lambda *_: os.kill(os.getpid(), signal.SIGTERM))
+    else:
+        print(f"Hone is starting on http://{settings.host}:{settings.port}  (docs: /docs)")
     try:
         return _api(argparse.Namespace(workers=1), settings)
     finally:
+        if console:
+            print("\n  Stopping; a job in progress is checkpointed and resumes next time.")
         worker.send_signal(signal.SIGTERM)
         try:
             worker.wait(timeout=30)
         except subprocess.TimeoutExpired:
             worker.kill()
+        if console:
+            print("  Hone has stopped.", flush=True)
 
 
 def _safe_url(settings: Settings) -> str:

@@ -1,4 +1,6 @@
-"""Structured logs: one JSON object per line, carrying the request id of the current request."""
+"""Structured logs: one JSON object per line, carrying the request id of the current request;
+or, in a process that prints for a person (`hone up` on a terminal: app/console.py), the
+handler it set."""
 
 from __future__ import annotations
 
@@ -13,6 +15,8 @@ request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
 )
 
 _RESERVED = set(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
+# Set once, before anything calls configure_logging (the API's factory, the worker's start).
+_console_handler: logging.Handler | None = None
 
 
 class JsonFormatter(logging.Formatter):
@@ -32,9 +36,17 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+def set_console_handler(handler: logging.Handler) -> None:
+    """From now on configure_logging installs `handler`, whatever the settings say."""
+    global _console_handler
+    _console_handler = handler
+
+
 def configure_logging(level: str = "INFO", json_lines: bool = True) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    if json_lines:
+    handler: logging.Handler = logging.StreamHandler(sys.stderr)
+    if _console_handler is not None:
+        handler = _console_handler
+    elif json_lines:
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))

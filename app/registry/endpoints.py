@@ -1,11 +1,13 @@
-"""HTTP handlers for /v1/models: models, versions, aliases."""
+"""HTTP handlers for /v1/models: models, versions, their artifacts, aliases."""
 
 from __future__ import annotations
 
 import logging
-from typing import Annotated, Any
+from collections.abc import Iterator
+from typing import IO, Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
+from fastapi.responses import Response, StreamingResponse
 
 from app.bounds import VersionNumber
 from app.db import after_commit, commit
@@ -15,6 +17,7 @@ from app.inference.resolution import forget_model
 from app.jobs.schemas import MODEL_NAME_PATTERN
 from app.pagination import CURSOR_PATTERN, DEFAULT_LIMIT, Limit
 from app.registry import repository, service
+from app.registry.archive import CHUNK, SUMS_FILE, forget_archive
 from app.registry.schemas import (
     ALIAS_PATTERN,
     AliasDeleted,
@@ -36,6 +39,31 @@ AliasPath = Annotated[str, Path(pattern=ALIAS_PATTERN)]
 # Every model is named by a job's model_name; a name outside that pattern names nothing.
 NamePath = Annotated[str, Path(pattern=MODEL_NAME_PATTERN)]
 VersionPath = Annotated[VersionNumber, Path()]
+ZIP = "application/zip"
+SHA256_HEADER = "X-Hone-Artifact-SHA256"
+_ARTIFACT_DOC: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "A zip of every file of the version's artifact (model.safetensors, "
+        "config.json, hf/ with the transformers config and tokenizer, the ONNX files when "
+        f"there are any) at its root, plus `{SUMS_FILE}`: one `<sha256>  <path>` line per "
+        "file, the format `sha256sum -c` checks.",
+        "content": {ZIP: {"schema": {"type": "string", "format": "binary"}}},
+        "headers": {
+            SHA256_HEADER: {
+                "description": "The sha256 of the whole zip, in hex",
+                "schema": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+            },
+            "Content-Length": {
+                "description": "The zip's size in bytes",
+                "schema": {"type": "integer", "minimum": 0},
+            },
+            "Content-Disposition": {
+                "description": 'attachment; filename="<name>-v<version>.zip"',
+                "schema": {"type": "string"},
+            },
+        },
+    },
+}
 
 
 @router.get("", response_model=ModelList, summary="List models, newest first")
@@ -71,6 +99,35 @@ def get_version(
     return VersionRead.of(*service.get_version(session, project.id, name, version))
 
 
+@router.get(
+    "/{name}/versions/{version}/artifact",
+    response_class=Response,
+    responses=_ARTIFACT_DOC,
+    summary="Download a ready version's artifact: weights, config, tokenizer, ONNX (a zip)",
+)
+def download_artifact(
+    name: NamePath,
+    version: VersionPath,
+    project: ProjectDep,
+    session: SessionDep,
+    storage: StorageDep,
+) -> Response:
+    archive = service.artifact_archive(session, storage, project.id, name, version)
+    headers = {
+        "Content-Length": str(archive.size),
+        "Content-Disposition": f'attachment; filename="{name}-v{version}.zip"',
+        SHA256_HEADER: archive.sha256,
+    }
+    return StreamingResponse(_chunks(archive.handle), media_type=ZIP, headers=headers)
+
+
+def _chunks(handle: IO[bytes]) -> Iterator[bytes]:
+    """The open zip, a chunk at a time (never whole in memory); closed however the send ends."""
+    with handle:
+        while chunk := handle.read(CHUNK):
+            yield chunk
+
+
 @router.delete(
     "/{name}/versions/{version}",
     response_model=VersionDeleted,
@@ -89,6 +146,7 @@ def delete_version(
 
     def _forget() -> None:
         storage.discard(storage.delete_version, uri)
+        forget_archive(storage.cache_dir, version_id)
         forget_model(request, project.id, name)
         _evict(request, version_id)
 

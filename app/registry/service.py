@@ -10,7 +10,10 @@ from sqlalchemy.orm import Session
 from app.errors import Conflict, NotFound
 from app.models import ModelAlias, ModelVersion, RegisteredModel
 from app.registry import repository
+from app.registry.archive import Archive, open_archive
 from app.registry.states import READY, REGISTERING
+from app.storage.errors import StoreMissing
+from app.storage.places import Storage
 
 DEFAULT_ALIAS = "production"
 
@@ -69,6 +72,28 @@ def resolve_version(
             code="no_ready_version",
         )
     return model, latest
+
+
+def artifact_archive(
+    session: Session, storage: Storage, project_id: str, name: str, version: int
+) -> Archive:
+    """The zip of a ready version's artifact (app/registry/archive.py), built on first ask.
+
+    NotFound also when the artifact is gone from the store: only a deletion that has just
+    committed removes it. A file the local cache lost while the zip was built is fetched again,
+    once.
+    """
+    _, row = get_version(session, project_id, name, version)
+    _require_ready(name, row)
+    for attempt in range(2):
+        try:
+            return open_archive(storage.cache_dir, row.id, storage.version_dir(row.artifact_uri))
+        except StoreMissing:
+            break
+        except FileNotFoundError:
+            if attempt:
+                break
+    raise NotFound(f"Version {version} of model {name!r} was deleted.", code="version_not_found")
 
 
 def list_models(

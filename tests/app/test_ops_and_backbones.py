@@ -18,6 +18,7 @@ CONTRACT_PATHS = [
     "/v1/models",
     "/v1/models/{name}",
     "/v1/models/{name}/versions/{version}",
+    "/v1/models/{name}/versions/{version}/artifact",
     "/v1/models/{name}/aliases/{alias}",
     "/v1/models/{name}/predict",
 ]
