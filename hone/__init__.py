@@ -5,7 +5,7 @@
     client = hone.Client()  # HONE_API_URL / HONE_API_KEY, or what `hone login` saved
     ds = client.datasets.upload("photos/", task="image_classification", wait=True)
     job = client.jobs.wait(
-        client.jobs.create(dataset_id=ds.id, backbone="efficientnet_b0", model_name="pets").id
+        client.jobs.create(dataset_id=ds.id, backbone="efficientnet_lite0", model_name="pets").id
     )
     print(client.predict("pets", files=["cat.jpg"]).predictions[0].label)
 

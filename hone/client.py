@@ -26,9 +26,9 @@ class Client:
 
         import hone
 
-        client = hone.Client("http://127.0.0.1:8000", api_key="hone_sk_...")
+        client = hone.Client("http://127.0.0.1:8000", api_key="hone_...")
         ds = client.datasets.upload("photos/", task="image_classification", wait=True)
-        job = client.jobs.create(dataset_id=ds.id, backbone="efficientnet_b0", model_name="pets")
+        job = client.jobs.create(dataset_id=ds.id, backbone="efficientnet_lite0", model_name="pets")
         job = client.jobs.wait(job.id, on_event=lambda e: print(e.message))
         print(job.metrics)
         answer = client.predict("pets", files=["cat.jpg", "dog.png"], top_k=3)

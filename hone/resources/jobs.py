@@ -34,7 +34,7 @@ class Jobs:
         """Queue a fine-tuning job. It carries an Idempotency-Key (a new one unless given), so
         a retried create, or a second call with the same key and body, makes one job.
 
-            job = client.jobs.create(dataset_id=ds.id, backbone="efficientnet_b0", model_name="m")
+            job = client.jobs.create(dataset_id=ds.id, backbone="minilm_l6", model_name="m")
         """
         body = _body(
             dataset_id, backbone, model_name, method, hyperparameters,
