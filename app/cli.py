@@ -228,6 +228,9 @@ def _up(_args: argparse.Namespace, settings: Settings) -> int:
     worker = subprocess.Popen(
         worker_command, env=os.environ.copy(), process_group=0 if console else None
     )
+    # uvicorn re-raises the signal that stopped it once it has shut down: with the default
+    # SIGTERM action that would end this process before the `finally` stops the worker.
+    signal.signal(signal.SIGTERM, _exit_on_signal)
     if console:
         signal.signal(signal.SIGHUP, lambda *_: os.kill(os.getpid(), signal.SIGTERM))
     else:
@@ -244,6 +247,10 @@ def _up(_args: argparse.Namespace, settings: Settings) -> int:
             worker.kill()
         if console:
             print("  Hone has stopped.", flush=True)
+
+
+def _exit_on_signal(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 def _safe_url(settings: Settings) -> str:

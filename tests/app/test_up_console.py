@@ -9,9 +9,13 @@ JSON, no Celery banner, no warning about running as root. Into a pipe: JSON log 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
 import re
+import signal
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -127,6 +131,46 @@ def test_into_a_pipe_it_logs_json_lines(tmp_path: Path) -> None:
     log = proc.log()
     assert "Press Ctrl+C to stop" not in log, "the terminal's banner in a pipe"
     assert not re.search(r"^\d\d:\d\d:\d\d  ", log, re.MULTILINE), "console lines in a pipe"
+
+
+def test_a_sigterm_to_hone_up_alone_stops_its_worker_too(tmp_path: Path) -> None:
+    """`kill PID` (or a service manager that signals the main process only): `hone up` must
+    stop the worker it started, not leave it running without an API."""
+    port = free_port()
+    env = user_env(HONE_DATA_DIR=str(tmp_path / "data"), HONE_HOST="127.0.0.1", HONE_PORT=str(port))
+    log_path = tmp_path / "up.log"
+    with log_path.open("wb") as log:
+        up = subprocess.Popen(
+            [str(BIN / "hone"), "up"], env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+    try:
+        wait_until(
+            lambda: ' ready."' in log_path.read_text(errors="replace"),  # Celery's "… ready."
+            timeout=STARTUP_S,
+            what="the worker",
+        )
+        (worker,) = children(up.pid)
+        os.kill(up.pid, signal.SIGTERM)
+        assert up.wait(timeout=60) == 128 + signal.SIGTERM
+        wait_until(lambda: not alive(worker), timeout=60, what=f"worker {worker} to stop")
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(up.pid, signal.SIGKILL)
+
+
+def children(pid: int) -> list[int]:
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True, check=False)
+    return [int(p) for p in out.stdout.split()]
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie (exited, not yet reaped by its parent's parent) has stopped too.
+    return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
 
 
 def json_records(log: str) -> list[dict[str, object]]:
