@@ -20,7 +20,12 @@ METHODS = {"auto": "auto", "linear_probe": "linear_probe", "full": "full", "lp_f
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
     train = sub.add_parser("train", parents=[common], help="start a fine-tuning job")
-    train.add_argument("--dataset", required=True, metavar="ID", help="the training dataset")
+    train.add_argument(
+        "--dataset",
+        required=True,
+        metavar="ID|NAME",
+        help="the training dataset: its id, or its name (the newest dataset of that name)",
+    )
     train.add_argument("--backbone", required=True, help="an id from GET /v1/backbones")
     train.add_argument("--model", required=True, metavar="NAME", help="the model to register")
     train.add_argument("--method", default="auto", choices=list(METHODS))
@@ -32,7 +37,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         help="another hyperparameter (repeatable), e.g. --hp patience=3",
     )  # fmt: skip
     train.add_argument("--seed", type=int, default=None)
-    train.add_argument("--validation-dataset", default=None, metavar="ID")
+    train.add_argument("--validation-dataset", default=None, metavar="ID|NAME")
     train.add_argument("--validation-split", type=float, default=None, metavar="FRACTION")
     train.add_argument("--dry-run", action="store_true", help="show the plan; start nothing")
     train.add_argument("--watch", action="store_true", help="follow the job live")
@@ -83,14 +88,26 @@ def parse_value(raw: str) -> Any:
     return raw
 
 
+def dataset_id(ctx: Context, given: str) -> str:
+    """An id as given; a name as the id of the newest dataset of that name (lists are newest
+    first), so `--name parts` at upload and `--dataset parts` here go together."""
+    if given.startswith("ds_"):
+        return given
+    for dataset in ctx.client.datasets.list():
+        if dataset.name == given:
+            return str(dataset.id)
+    raise UsageError(f"no dataset is named {given!r}: `hone datasets list` shows them")
+
+
 def train_command(args: argparse.Namespace, ctx: Context) -> int:
+    validation = args.validation_dataset
     body: dict[str, Any] = {
-        "dataset_id": args.dataset,
+        "dataset_id": dataset_id(ctx, args.dataset),
         "backbone": args.backbone,
         "model_name": args.model,
         "method": METHODS[args.method],
         "hyperparameters": hyperparameters(args) or None,
-        "validation_dataset_id": args.validation_dataset,
+        "validation_dataset_id": validation and dataset_id(ctx, validation),
         "validation_split": args.validation_split,
         "seed": args.seed,
     }

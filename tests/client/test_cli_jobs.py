@@ -8,6 +8,7 @@ from pathlib import Path
 from ml.backbones.testing import TINY_TEXT_ID
 from tests.client.cli_support import Hone
 from tests.client.conftest import Live, Trained
+from tests.factories.uploads import tweets_csv
 
 
 def test_train_watch_follows_the_job_to_its_outcome_and_jobs_commands_show_it(
@@ -72,3 +73,23 @@ def test_train_without_watch_prints_the_id_a_dry_run_prints_the_plan(
     assert "Succeeded" in watched and "cli-scripted version 1" in watched
     final = hone.json("jobs", "show", job_id)
     assert final["status"] == "succeeded" and final["hyperparameters"]["max_length"] == 32
+
+
+def test_train_takes_a_dataset_by_the_name_it_was_uploaded_with(
+    live: Live, text_model: Trained, tmp_path: Path
+) -> None:
+    hone = Hone(live, tmp_path)
+    csv = tmp_path / "tickets.csv"
+    tweets_csv(csv, 40)
+    first = hone.json("datasets", "upload", str(csv), "--task", "text_classification",
+                      "--name", "cli-by-name", "--wait")  # fmt: skip
+    newest = hone.json("datasets", "upload", str(csv), "--task", "text_classification",
+                       "--name", "cli-by-name", "--wait")  # fmt: skip
+    assert first["id"] != newest["id"]
+    train = ["train", "--backbone", TINY_TEXT_ID, "--model", "cli-by-name", "--dry-run"]
+
+    plan = hone.json(*train, "--dataset", "cli-by-name")
+    assert plan["dataset_id"] == newest["id"]  # the newest of that name
+    assert hone.json(*train, "--dataset", first["id"])["dataset_id"] == first["id"]
+    missing = hone(*train, "--dataset", "no-such-name", ok=False)
+    assert missing.code == 2 and "no dataset is named 'no-such-name'" in missing.stderr
