@@ -9,7 +9,7 @@ VENV := $(VENV_ROOT)/venv-$(SPEC_HASH)
 BIN := $(VENV)/bin
 READY := $(VENV)/.installed
 
-.PHONY: install run test lint typecheck format bench bench-data clean-venv
+.PHONY: install run shell test lint typecheck format bench bench-data clean-venv
 
 $(READY):
 	@mkdir -p $(VENV_ROOT)
@@ -29,6 +29,11 @@ install: $(READY)
 
 run: install
 	$(BIN)/hone up
+
+# A shell with the `hone` user commands (and the Python client) on PATH, e.g. beside `make run`.
+shell: install
+	@echo "hone's commands are on PATH here (exit to leave): try hone --help"
+	@PATH="$(BIN):$$PATH" VIRTUAL_ENV="$(VENV)" "$${SHELL:-bash}"
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -42,6 +42,7 @@ import pytest
 from PIL import Image
 
 from app.config import Settings
+from tests.client.cli_support import digits_folder
 from tests.factories.uploads import digits_zip, tweets, tweets_csv
 from tests.support.api_process import free_port
 from tests.support.docs import (
@@ -166,11 +167,11 @@ EXAMPLE_FILES: dict[str, Callable[[Path], set[str]]] = {
 }
 
 
-def walkthrough_script(port: int, key: str) -> str:
+def walkthrough_script(port: int, key: str, section: str = "Walk-through") -> str:
     (key_block,) = [b for b in readme_blocks("") if "HONE_API_KEY=" in b]
     script, replaced = KEY_PLACEHOLDER.subn(f"export HONE_API_KEY={key}", key_block)
     assert replaced == 1, f"no `export HONE_API_KEY=hone_...` line in:\n{key_block}"
-    walkthrough = "\n".join(readme_blocks("Walk-through"))
+    walkthrough = "\n".join(readme_blocks(section))
     assert README_ADDRESS in walkthrough
     script += "\n" + walkthrough.replace(README_ADDRESS, f"127.0.0.1:{port}")
     # Ids come from variables: an elided placeholder (`ds_…`) would not run.
@@ -233,6 +234,32 @@ def test_walkthrough_runs_as_written(
         f"{url}/v1/models/tickets/predict", json={"inputs": ["hello"]}, headers=headers
     )
     assert after.status_code == 200, after.text
+
+
+@pytest.mark.slow  # uploads a folder and trains the offline EfficientNet-Lite0 (`auto`)
+def test_quick_start_with_the_hone_commands_runs_as_written(
+    tmp_path: Path, hone_up: tuple[ShellProcess, str, str]
+) -> None:
+    """The client path: `hone login`, a folder upload, `train --watch`, the model's metrics,
+    a prediction and a download, as written, into a pipe (no colours, no progress)."""
+    _, url, key = hone_up
+    script = walkthrough_script(int(url.rsplit(":", 1)[1]), key, "Quick start")
+    labels = set(digits_folder(tmp_path / "photos", per_class=6))
+    _part_jpg(tmp_path / "part.jpg")
+    env = user_env(XDG_CONFIG_HOME=str(tmp_path / "config"))
+
+    done = run_script(script, tmp_path, env, timeout=300)
+    assert done.returncode == 0, f"{done.stdout}\n{done.stderr}"
+    out = done.stdout
+    assert "\x1b" not in out, "colours or cursor moves in a pipe"
+    saved = tmp_path / "config" / "hone" / "config.json"
+    assert saved.stat().st_mode & 0o777 == 0o600
+    assert re.search(r"Succeeded: job job_\w+ -> model parts version 1", out), out
+    assert "Confusion matrix" in out and "Per label" in out
+    predicted = re.search(r"part\.jpg\s+->\s+(\S+)\s+\d\.\d{3}", out)
+    assert predicted and predicted[1] in labels, out
+    sums = (tmp_path / "parts-model" / "SHA256SUMS").read_text().splitlines()
+    assert any(line.endswith("  config.json") for line in sums), sums
 
 
 # What the README's shared block sets on every host; the test replaces each value with its own.

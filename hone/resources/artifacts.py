@@ -82,7 +82,8 @@ def _extract_checked(archive: Path, staging: Path) -> list[str]:
     try:
         with zipfile.ZipFile(archive) as zf:
             try:
-                sums = _parse_sums(zf.read(SUMS).decode("utf-8"))
+                listing = zf.read(SUMS)
+                sums = _parse_sums(listing.decode("utf-8"))
             except KeyError as exc:
                 raise IntegrityError(f"the archive has no {SUMS}") from exc
             members = {i.filename for i in zf.infolist() if not i.is_dir()} - {SUMS}
@@ -103,7 +104,9 @@ def _extract_checked(archive: Path, staging: Path) -> list[str]:
                     raise IntegrityError(f"{name}: sha256 {hasher.hexdigest()}, expected {digest}")
     except zipfile.BadZipFile as exc:
         raise IntegrityError(f"the download is not a valid zip: {exc}") from exc
-    return list(sums)
+    # Kept beside the files: `sha256sum -c SHA256SUMS` checks them again later.
+    (staging / SUMS).write_bytes(listing)
+    return [*sums, SUMS]
 
 
 def _parse_sums(text: str) -> dict[str, str]:

@@ -6,6 +6,7 @@ project's key gets NotFound, a bad key AuthenticationError, a bad request its pr
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -208,9 +209,12 @@ def test_a_download_holds_the_version_s_files(
     )
     served = image_model.artifact_dir(live.stack)
     files = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
-    assert "model.safetensors" in files
-    for name in files:
+    assert "model.safetensors" in files and "SHA256SUMS" in files
+    for name in set(files) - {"SHA256SUMS"}:
         assert (folder / name).read_bytes() == (served / name).read_bytes(), name
+    # The digests stay beside the files, so they can be checked again later.
+    checked = subprocess.run(["sha256sum", "-c", "SHA256SUMS"], cwd=folder, capture_output=True)
+    assert checked.returncode == 0, checked.stdout
     assert seen and seen[-1][0] == seen[-1][1]
 
 

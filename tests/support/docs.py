@@ -1,5 +1,6 @@
-"""The commands the docs show, read from the files themselves so tests follow the files:
-```bash blocks of README.md by section, and the commands in docker-compose.yml's header."""
+"""The commands and code the docs show, read from the files themselves so tests follow the
+files: ```bash and ```python blocks of README.md by section, and the commands in
+docker-compose.yml's header."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ README = ROOT / "README.md"
 COMPOSE = ROOT / "docker-compose.yml"
 
 _FENCE = re.compile(r"^```bash\n(.*?)^```$", re.MULTILINE | re.DOTALL)
+_PYTHON = re.compile(r"^```python\n(.*?)^```$", re.MULTILINE | re.DOTALL)
 
 
 def sections(markdown: str) -> dict[str, str]:
@@ -30,13 +32,22 @@ def bash_blocks(text: str) -> list[str]:
     return _FENCE.findall(text)
 
 
-def readme_blocks(section: str) -> list[str]:
-    """The ```bash blocks of the README section whose heading starts with `section`
-    ("" for the introduction before the first heading)."""
+def readme_section(section: str) -> str:
+    """The README section whose heading starts with `section` ("" for the introduction)."""
     parts = sections(README.read_text(encoding="utf-8"))
     titles = [t for t in parts if t.startswith(section)] if section else [""]
     assert len(titles) == 1, f"README.md should have one section {section!r}, has {titles}"
-    return bash_blocks(parts[titles[0]])
+    return parts[titles[0]]
+
+
+def readme_blocks(section: str) -> list[str]:
+    """The ```bash blocks of the README section whose heading starts with `section`."""
+    return bash_blocks(readme_section(section))
+
+
+def readme_python(section: str) -> list[str]:
+    """The ```python blocks of the README section whose heading starts with `section`."""
+    return _PYTHON.findall(readme_section(section))
 
 
 def command_lines(block: str) -> list[str]:

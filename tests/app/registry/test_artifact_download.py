@@ -28,6 +28,7 @@ from tests.conftest import Stack
 from tests.factories.uploads import image_bytes
 from tests.support.api_process import ApiProcess
 from tests.support.db import stack_session
+from tests.support.docs import readme_python
 
 __all__ = ["api_server", "image_model", "text_model"]
 
@@ -35,65 +36,10 @@ pytestmark = pytest.mark.timeout(600)
 
 SUMS = "SHA256SUMS"
 
-# README.md's lines, verbatim: load a downloaded image classifier with plain timm and print
-# each photo's calibrated probabilities (what /predict's `scores` are).
-TIMM_README = """
-import json
-from pathlib import Path
-
-import timm
-import torch
-from PIL import Image
-from safetensors.torch import load_file
-from timm.data import create_transform
-
-config = json.loads(Path("digits/config.json").read_text())
-model = timm.create_model(
-    config["backbone"]["arch"], pretrained=False, num_classes=len(config["labels"]),
-    **config["backbone"].get("kwargs", {}),
-)
-model.load_state_dict(load_file("digits/model.safetensors"))
-model.eval()
-transform = create_transform(**config["preprocessing"], is_training=False)
-
-for path in sorted(Path("inbox").iterdir()):
-    pixels = transform(Image.open(path).convert("RGB")).unsqueeze(0)
-    with torch.no_grad():
-        probs = (model(pixels) / config["temperature"]).softmax(-1)[0]
-    print(path.name, dict(zip(config["labels"], probs.tolist())))
-"""
-
-# README.md's lines, verbatim: the same with plain transformers for a text classifier (Hone's
-# head is one linear layer over the encoder's token states averaged under the attention mask).
-TRANSFORMERS_README = """
-import json
-from pathlib import Path
-
-import torch
-from safetensors.torch import load_file
-from transformers import AutoConfig, AutoModel, AutoTokenizer
-
-config = json.loads(Path("tweets/config.json").read_text())
-weights = load_file("tweets/model.safetensors")
-encoder = AutoModel.from_config(AutoConfig.from_pretrained("tweets/hf"))
-encoder.load_state_dict(
-    {k.removeprefix("encoder."): v for k, v in weights.items() if k.startswith("encoder.")}
-)
-encoder.eval()
-tokenizer = AutoTokenizer.from_pretrained("tweets/hf")
-
-texts = ["what a great flight", "my bag is lost again", "landing at 5pm"]
-batch = tokenizer(texts, padding=True, truncation=True,
-                  max_length=config["preprocessing"]["max_length"], return_tensors="pt")
-with torch.no_grad():
-    states = encoder(**batch).last_hidden_state
-    mask = batch["attention_mask"].unsqueeze(-1).float()
-    pooled = (states * mask).sum(1) / mask.sum(1).clamp(min=1)
-    logits = pooled @ weights["classifier.weight"].T + weights["classifier.bias"]
-    probs = (logits / config["temperature"]).softmax(-1)
-for text, p in zip(texts, probs):
-    print(repr(text), dict(zip(config["labels"], p.tolist())))
-"""
+# README.md's lines ("Take a model out"): a downloaded image classifier loaded with plain timm,
+# then a text classifier with plain transformers, each printing the calibrated probabilities
+# (what /predict's `scores` are).
+TIMM_README, TRANSFORMERS_README = readme_python("Take a model out")
 README_TEXTS = ["what a great flight", "my bag is lost again", "landing at 5pm"]
 
 # Prepended to the README's lines: any import of Hone's own packages fails, so the lines are
