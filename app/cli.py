@@ -234,7 +234,8 @@ def _up(_args: argparse.Namespace, settings: Settings) -> int:
     if console:
         signal.signal(signal.SIGHUP, lambda *_: os.kill(os.getpid(), signal.SIGTERM))
     else:
-        print(f"Hone is starting on http://{settings.host}:{settings.port}  (docs: /docs)")
+        url = f"http://{settings.host}:{settings.port}"
+        print(f"Hone is starting on {url}  (dashboard: {url}/ui, docs: {url}/docs)")
     try:
         return _api(argparse.Namespace(workers=1), settings)
     finally:

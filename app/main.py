@@ -29,6 +29,7 @@ from app.queue import TaskQueue
 from app.registry.endpoints import router as registry_router
 from app.storage.places import Storage
 from app.ttl_cache import TtlCache
+from app.ui import install_ui
 from ml.backbones.catalog import load_catalog
 
 log = logging.getLogger("hone.api")
@@ -93,6 +94,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         inference_router,
     ):
         app.include_router(router)
+    # The dashboard at /ui (`/` redirects there): its pages, scripts and security headers.
+    install_ui(app)
     install_links(app)
     return app
 

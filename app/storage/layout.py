@@ -5,6 +5,7 @@ datasets/<sha256>/                        a processed dataset (published directo
 models/<project_id>/<name>/<version>/     a model version's artifact (published directory)
 jobs/<job_id>/checkpoint.json             which checkpoint is the job's latest
 jobs/<job_id>/checkpoints/<n>/            a job's checkpoints (published directories)
+ui/session-secret                         the dashboard's cookie-signing secret (shared by hosts)
 """
 
 from __future__ import annotations
@@ -38,3 +39,7 @@ def checkpoint_pointer(job_id: str) -> str:
 
 def checkpoint(job_id: str, number: int) -> str:
     return f"{job(job_id)}/checkpoints/{number}"
+
+
+def ui_secret() -> str:
+    return "ui/session-secret"

@@ -1,0 +1,58 @@
+"""The web dashboard, served by the API process at /ui (`/` redirects there).
+
+Server-rendered Jinja2 pages and small scripts, every asset inside the package (no CDN, no
+build step). Sign-in with an API key, kept as a signed session cookie (session.py, auth.py);
+every page reads through the API's own handlers and services, so a project sees exactly what
+its key sees on /v1 (routes/).
+"""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+
+from app.errors import problem_response
+from app.ttl_cache import TtlCache
+from app.ui.auth import CsrfRefused, SignInRequired
+from app.ui.headers import UiHeadersMiddleware
+from app.ui.render import STATIC, error_page
+from app.ui.routes import api, datasets, jobs, models, session
+from app.ui.secret import SecretKeeper
+from app.ui.session import SESSION_SECONDS
+
+API_PREFIX = "/ui/api/"
+
+
+def install_ui(app: FastAPI) -> None:
+    app.state.ui_secret = SecretKeeper(app.state.storage.store)
+    # Sessions signed out through this process: their cookie is refused even if replayed.
+    app.state.ui_signed_out = TtlCache(SESSION_SECONDS)
+    for module in (session, datasets, jobs, models, api):
+        app.include_router(module.router)
+    app.mount("/ui/static", StaticFiles(directory=STATIC), name="ui-static")
+    app.add_middleware(UiHeadersMiddleware)
+
+    @app.get("/", include_in_schema=False)
+    async def _root() -> Response:
+        return RedirectResponse("/ui", status_code=307)
+
+    @app.exception_handler(SignInRequired)
+    async def _sign_in(request: Request, _: SignInRequired) -> Response:
+        if request.method in ("GET", "HEAD"):
+            target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+            return RedirectResponse(f"/ui/signin?next={_quoted(target)}", status_code=303)
+        return RedirectResponse("/ui/signin", status_code=303)
+
+    @app.exception_handler(CsrfRefused)
+    async def _refused(request: Request, exc: CsrfRefused) -> Response:
+        if request.url.path.startswith(API_PREFIX):
+            answer: JSONResponse = problem_response(exc.status, exc.title, exc.detail, exc.code)
+            return answer
+        return error_page(request, exc)
+
+
+def _quoted(path: str) -> str:
+    return quote(path, safe="/")

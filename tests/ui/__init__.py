@@ -1,0 +1,1 @@
+"""The web dashboard (app/ui/): browser flows in Chromium, security over HTTP, paging."""
