@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from types import TracebackType
 
 from hone import config
 from hone._transport import Transport
 from hone.resources import Backbones, Datasets, Jobs, Models, Predictor
-from hone.resources.models import VersionSpec
-from hone.resources.predict import ImageInput
-from hone.types import PredictResponse
 
 
 class Client:
@@ -54,7 +50,8 @@ class Client:
         self.backbones = Backbones(self._transport)
         self.jobs = Jobs(self._transport)
         self.models = Models(self._transport)
-        self._predict = Predictor(self._transport, self.models)
+        # client.predict(model, texts=... | files=..., ...): see Predictor.__call__.
+        self.predict = Predictor(self._transport, self.models)
 
     @property
     def base_url(self) -> str:
@@ -64,30 +61,6 @@ class Client:
     def api_key(self) -> str | None:
         auth = self._transport.http.headers.get("authorization", "")
         return auth.removeprefix("Bearer ") or None
-
-    def predict(
-        self,
-        model: str,
-        *,
-        texts: Sequence[str] | None = None,
-        files: Sequence[ImageInput] | None = None,
-        version: VersionSpec | None = None,
-        alias: str | None = None,
-        top_k: int | None = None,
-        coverage: float | None = None,
-    ) -> PredictResponse:
-        """Predict with `model`: `texts` (a text model) or `files`, image paths or bytes (an
-        image model). The version is `version` (a number, "latest" or an alias) or `alias`,
-        else the model's `production` alias, else its newest ready version. One prediction
-        per input, in order: `label`/`score`/`scores` for classifiers, `value`/`interval` for
-        regression (`coverage` picks the interval's, default 0.9).
-
-            client.predict("tweets", texts=["love it", "never again"]).predictions[0].label
-        """
-        return self._predict(
-            model, texts=texts, files=files, version=version, alias=alias,
-            top_k=top_k, coverage=coverage,
-        )  # fmt: skip
 
     def close(self) -> None:
         self._transport.close()

@@ -17,6 +17,9 @@ ImageInput = str | os.PathLike[str] | bytes
 
 
 class Predictor:
+    """`client.predict(model, texts=[...] | files=[...], ...)`: predictions from a model's
+    served version (what the call takes and answers: `__call__`)."""
+
     def __init__(self, transport: Transport, models: Models) -> None:
         self._transport = transport
         self._models = models
@@ -32,6 +35,14 @@ class Predictor:
         top_k: int | None = None,
         coverage: float | None = None,
     ) -> PredictResponse:
+        """Predict with `model`: `texts` (a text model) or `files`, image paths or bytes (an
+        image model). The version is `version` (a number, "latest" or an alias) or `alias`,
+        else the model's `production` alias, else its newest ready version. One prediction
+        per input, in order: `label`/`score`/`scores` for classifiers, `value`/`interval` for
+        regression (`coverage` picks the interval's, default 0.9).
+
+            client.predict("tweets", texts=["love it", "never again"]).predictions[0].label
+        """
         if (texts is None) == (files is None):
             raise ValueError("give texts= (a text model) or files= (an image model), one of them")
         if isinstance(texts, str):
