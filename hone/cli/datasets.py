@@ -122,18 +122,12 @@ def show_command(args: argparse.Namespace, ctx: Context) -> int:
 
 def delete_command(args: argparse.Namespace, ctx: Context) -> int:
     answer = ctx.client.datasets.delete(args.dataset_id)
-    if ctx.out.json_mode:
-        ctx.out.json(answer)
-    else:
-        ctx.out.show(Text(f"deleted dataset {args.dataset_id}"))
+    ctx.out.result(answer, Text(f"deleted dataset {args.dataset_id}"))
     return 0
 
 
 def _show(ctx: Context, dataset: Any) -> None:
-    if ctx.out.json_mode:
-        ctx.out.json(dataset)
-    else:
-        ctx.out.show(summary(plain(dataset), ascii_only=not ctx.out.unicode))
+    ctx.out.result(dataset, summary(plain(dataset), ascii_only=not ctx.out.unicode))
 
 
 def summary(d: dict[str, Any], ascii_only: bool = False) -> RenderableType:

@@ -114,7 +114,7 @@ def train_command(args: argparse.Namespace, ctx: Context) -> int:
     out = ctx.out
     if args.dry_run:
         plan = plain(ctx.client.jobs.plan(**body))
-        out.json(plan) if out.json_mode else out.show(plan_summary(plan))
+        out.result(plan, plan_summary(plan))
         return 0
     job = plain(ctx.client.jobs.create(**body))
     if args.watch:
@@ -154,7 +154,7 @@ def list_command(args: argparse.Namespace, ctx: Context) -> int:
 
 def show_command(args: argparse.Namespace, ctx: Context) -> int:
     job = plain(ctx.client.jobs.get(args.job_id))
-    ctx.out.json(job) if ctx.out.json_mode else ctx.out.show(summary(job))
+    ctx.out.result(job, summary(job))
     return 0
 
 
@@ -164,10 +164,7 @@ def watch_command(args: argparse.Namespace, ctx: Context) -> int:
 
 def cancel_command(args: argparse.Namespace, ctx: Context) -> int:
     job = plain(ctx.client.jobs.cancel(args.job_id))
-    if ctx.out.json_mode:
-        ctx.out.json(job)
-    else:
-        ctx.out.show(Text(f"job {job['id']} is {job['status']}"))
+    ctx.out.result(job, Text(f"job {job['id']} is {job['status']}"))
     return 0
 
 

@@ -59,8 +59,8 @@ def login_command(args: argparse.Namespace, ctx: Context) -> int:
             "nothing was saved. Check the key (`hone keys create` makes one) and try again."
         ) from None
     path = hone.config.save(url, key)
-    if ctx.out.json_mode:
-        ctx.out.json({"url": url, "config_file": str(path)})
-    else:
-        ctx.out.show(Text.assemble("Logged in to ", (url, "bold"), f"; saved to {path}"))
+    ctx.out.result(
+        {"url": url, "config_file": str(path)},
+        Text.assemble("Logged in to ", (url, "bold"), f"; saved to {path}"),
+    )
     return 0

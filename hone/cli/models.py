@@ -81,10 +81,7 @@ def show_command(args: argparse.Namespace, ctx: Context) -> int:
 
 def alias_command(args: argparse.Namespace, ctx: Context) -> int:
     answer = ctx.client.models.set_alias(args.name, args.alias, args.version)
-    if ctx.out.json_mode:
-        ctx.out.json(answer)
-    else:
-        ctx.out.show(Text(f"{args.name}@{args.alias} -> version {args.version}"))
+    ctx.out.result(answer, Text(f"{args.name}@{args.alias} -> version {args.version}"))
     return 0
 
 

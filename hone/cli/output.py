@@ -88,6 +88,13 @@ class Output:
         self.stdout.write(json.dumps(plain(value), ensure_ascii=False) + "\n")
         self.stdout.flush()
 
+    def result(self, value: Any, *renderables: RenderableType) -> None:
+        """A command's answer: `value` as JSON with --json, else `renderables` for people."""
+        if self.json_mode:
+            self.json(value)
+        else:
+            self.show(*renderables)
+
     # Progress (terminal only).
     @contextmanager
     def bytes_progress(self, description: str) -> Iterator[ByteProgress | None]:
