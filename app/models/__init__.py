@@ -6,10 +6,12 @@ from app.models.idempotency import IdempotencyKey
 from app.models.job import Job, JobEvent
 from app.models.project import ApiKey, Project
 from app.models.registry import ModelAlias, ModelVersion, RegisteredModel
+from app.models.ui_session import DashboardSession
 
 __all__ = [
     "ApiKey",
     "Base",
+    "DashboardSession",
     "Dataset",
     "IdempotencyKey",
     "Job",

@@ -1,9 +1,9 @@
 """The web dashboard, served by the API process at /ui (`/` redirects there).
 
 Server-rendered Jinja2 pages and small scripts, every asset inside the package (no CDN, no
-build step). Sign-in with an API key, kept as a signed session cookie (session.py, auth.py);
-every page reads through the API's own handlers and services, so a project sees exactly what
-its key sees on /v1 (routes/).
+build step). Sign-in with an API key: a session row in the registry, named by a signed cookie
+(session.py, auth.py, repository.py); every page reads through the API's own handlers and
+services, so a project sees exactly what its key sees on /v1 (routes/).
 """
 
 from __future__ import annotations
@@ -14,22 +14,18 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from app.errors import problem_response
-from app.ttl_cache import TtlCache
-from app.ui.auth import CsrfRefused, SignInRequired
+from app.errors import AppError, problem_response
+from app.ui.auth import CsrfRefused, SessionUnavailable, SignInRequired
 from app.ui.headers import UiHeadersMiddleware
 from app.ui.render import STATIC, error_page
 from app.ui.routes import api, datasets, jobs, models, session
 from app.ui.secret import SecretKeeper
-from app.ui.session import SESSION_SECONDS
 
 API_PREFIX = "/ui/api/"
 
 
 def install_ui(app: FastAPI) -> None:
     app.state.ui_secret = SecretKeeper(app.state.storage.store)
-    # Sessions signed out through this process: their cookie is refused even if replayed.
-    app.state.ui_signed_out = TtlCache(SESSION_SECONDS)
     for module in (session, datasets, jobs, models, api):
         app.include_router(module.router)
     app.mount("/ui/static", StaticFiles(directory=STATIC), name="ui-static")
@@ -47,9 +43,13 @@ def install_ui(app: FastAPI) -> None:
         return RedirectResponse("/ui/signin", status_code=303)
 
     @app.exception_handler(CsrfRefused)
-    async def _refused(request: Request, exc: CsrfRefused) -> Response:
+    @app.exception_handler(SessionUnavailable)
+    async def _refused(request: Request, exc: AppError) -> Response:
+        """Refused before any handler ran: a problem for scripts, a page for pages."""
         if request.url.path.startswith(API_PREFIX):
-            answer: JSONResponse = problem_response(exc.status, exc.title, exc.detail, exc.code)
+            answer: JSONResponse = problem_response(
+                exc.status, exc.title, exc.detail, exc.code, headers=exc.headers
+            )
             return answer
         return error_page(request, exc)
 

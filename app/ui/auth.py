@@ -1,29 +1,36 @@
 """Who is signed in: the session cookie checked against the registry, as dependencies.
 
-Signing in runs the API's own key check (app/deps.py `_authenticate`). Afterwards each request
-checks that the key the session was made with still exists, unrevoked, through the same
-`auth_cache` the API uses for keys: a revoked key stops working here within
-`auth_cache_seconds`, as it does on /v1.
+A session is a row of `ui_sessions` (app/ui/repository.py) named by a signed cookie
+(session.py). Signing in runs the API's own key check (app/auth/keys.py `authenticate`) and
+adds the row; each request checks the cookie's signature (no database read for a forgery),
+then, in one primary-key lookup, that the row is there and unexpired and that its key is
+unrevoked; signing out deletes the row. So every API process and host refuses a signed-out
+session, or one of a revoked or deleted key, at once, a replayed copy of its cookie too. When
+the database (or the store holding the secret) cannot be reached, the answer is the API's 503.
 """
 
 from __future__ import annotations
 
 import hmac
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.auth.keys import key_digest
-from app.deps import _authenticate
-from app.errors import AppError, Unauthorized
-from app.models import ApiKey, Project
-from app.ttl_cache import TtlCache
+from app.auth.keys import authenticate, key_digest
+from app.errors import DATABASE_ERRORS, AppError, Unauthorized, Unavailable, outage
+from app.models import Project
+from app.models.base import utcnow
+from app.storage.errors import StorageUnavailable
+from app.ui import repository
 from app.ui import session as cookies
 from app.ui.secret import SecretKeeper
+
+# What the check cannot be done without: the database, and the store that keeps the secret.
+_OUTAGES: tuple[type[Exception], ...] = (*DATABASE_ERRORS, StorageUnavailable)
 
 
 class SignInRequired(Exception):
@@ -32,6 +39,12 @@ class SignInRequired(Exception):
 
 class CsrfRefused(AppError):
     status, title, code = 403, "Forbidden", "csrf_failed"
+
+
+class SessionUnavailable(Unavailable):
+    """The session could not be checked: the database or the store is down. Answered as the
+    API answers that outage (503, its code, `Retry-After`): a page for pages, a problem
+    for scripts."""
 
 
 @dataclass(frozen=True)
@@ -52,36 +65,50 @@ def keeper(request: Request) -> SecretKeeper:
     return found
 
 
-def _key_project(sessions: sessionmaker[Session], s: cookies.UiSession) -> Project | None:
-    with sessions() as db:
-        row = db.get(ApiKey, s.key_id)
-        if row is None or row.revoked_at is not None or row.project_id != s.project_id:
-            return None
-        if not hmac.compare_digest(row.key_hash, s.key_digest):
-            return None
-        project = db.get(Project, row.project_id)
-        if project is not None:
-            db.expunge(project)
-        return project
-
-
-def _key_id(sessions: sessionmaker[Session], project_id: str, digest: str) -> str | None:
-    with sessions() as db:
-        found: str | None = db.scalar(
-            select(ApiKey.id).where(ApiKey.project_id == project_id, ApiKey.key_hash == digest)
-        )
-        return found
-
-
-async def sign_in(request: Request, key: str) -> cookies.UiSession | None:
-    """A new session for a valid key, or None. The key is checked by the API's own code."""
-    factory = request.app.state.session_factory
-    project = await run_in_threadpool(_authenticate, factory, key)
+def sign_in(session: Session, key: str) -> cookies.UiSession | None:
+    """A new session for a valid key, its row added (the endpoint commits), or None."""
+    project = authenticate(session, key)
     if project is None:
         return None
     digest = key_digest(key)
-    key_id = await run_in_threadpool(_key_id, factory, project.id, digest)
-    return None if key_id is None else cookies.UiSession.new(project.id, key_id, digest)
+    key_id = repository.key_id(session, project.id, digest)
+    if key_id is None:
+        return None
+    ui = cookies.UiSession.new(project.id, key_id, digest)
+    issued = datetime.fromtimestamp(ui.issued, UTC)
+    repository.add(
+        session,
+        ui.nonce,
+        project_id=project.id,
+        api_key_id=key_id,
+        created_at=issued,
+        expires_at=issued + timedelta(seconds=cookies.SESSION_SECONDS),
+    )
+    return ui
+
+
+def sign_out(session: Session, signed: Signed) -> None:
+    """End the session: its row goes (the endpoint commits), so every API process refuses
+    its cookie from then on, a copy of it too; the answer deletes the browser's."""
+    repository.remove(session, signed.session.nonce)
+
+
+def _session_project(sessions: sessionmaker[Session], ui: cookies.UiSession) -> Project | None:
+    """The project of the cookie's session if its row is live and its key still valid."""
+    with sessions() as db:
+        found = repository.find(db, ui.nonce)
+        if found is None:
+            return None
+        row, key, project = found
+        if row.expires_at <= utcnow() or key.revoked_at is not None:
+            return None
+        if row.api_key_id != ui.key_id or {row.project_id, key.project_id} != {ui.project_id}:
+            return None
+        # The key row was given another secret since (register_key): not the key signed in with.
+        if not hmac.compare_digest(key.key_hash, ui.key_digest):
+            return None
+        db.expunge(project)  # detached, loaded: safe to use after the session closes
+        return project
 
 
 async def current(request: Request) -> Signed | None:
@@ -89,7 +116,15 @@ async def current(request: Request) -> Signed | None:
     if hasattr(request.state, "ui_signed"):
         found: Signed | None = request.state.ui_signed
         return found
-    request.state.ui_signed = signed = await _check(request)
+    try:
+        signed = await _check(request)
+    except _OUTAGES as exc:
+        problem = outage(exc)
+        if problem is None:  # never: each of these is an outage
+            raise
+        detail, code, headers = problem.detail, problem.code, problem.headers
+        raise SessionUnavailable(detail, code=code, headers=headers) from exc
+    request.state.ui_signed = signed
     return signed
 
 
@@ -105,18 +140,9 @@ async def _check(request: Request) -> Signed | None:
         if newer is None or (ui := cookies.decode_session(newer, raw)) is None:
             return None
         secret = newer
-    signed_out: TtlCache[str, bool] = request.app.state.ui_signed_out
-    if signed_out.get(ui.nonce):
-        return None
-    cache: TtlCache[str, Project] = request.app.state.auth_cache
-    project = cache.get(ui.key_digest)
-    if project is None or project.id != ui.project_id:
-        factory = request.app.state.session_factory
-        project = await run_in_threadpool(_key_project, factory, ui)
-        if project is None:
-            return None
-        cache.put(ui.key_digest, project)
-    return Signed(ui, project, secret)
+    factory = request.app.state.session_factory
+    project = await run_in_threadpool(_session_project, factory, ui)
+    return None if project is None else Signed(ui, project, secret)
 
 
 async def page_signed(request: Request) -> Signed:
@@ -162,11 +188,3 @@ PageSigned = Annotated[Signed, Depends(page_signed)]
 ApiSigned = Annotated[Signed, Depends(api_signed)]
 FormPost = Annotated[Signed, Depends(form_csrf)]
 ScriptPost = Annotated[Signed, Depends(header_csrf)]
-
-
-def sign_out(request: Request, signed: Signed) -> None:
-    """End the session: the browser's cookie is deleted by the answer, and this process
-    refuses the cookie from now on, should a copy of it be replayed. (Other API processes
-    refuse it once it expires, or at once when the key is revoked.)"""
-    signed_out: TtlCache[str, bool] = request.app.state.ui_signed_out
-    signed_out.put(signed.session.nonce, True)

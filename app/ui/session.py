@@ -2,9 +2,10 @@
 
 The cookie names the API key the user signed in with by its row id and SHA-256 digest (the
 key itself is never stored, sent back or shown), the project, when it was issued and a random
-nonce. Each request checks the signature and the age here, and the key against the registry
-(auth.py), so a revoked key ends its sessions as it ends its API access. The CSRF token of a
-session is an HMAC of its nonce: pages put it in a hidden field, scripts in a header.
+nonce, the session's name in the registry. Each request checks the signature and the age here,
+before any database read, then the session's row and its key (auth.py): signing out deletes the
+row, and a revoked key ends its sessions as it ends its API access. The CSRF token of a session
+is an HMAC of its nonce: pages put it in a hidden field, scripts in a header.
 """
 
 from __future__ import annotations

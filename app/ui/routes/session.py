@@ -10,6 +10,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import RedirectResponse, Response
 
 from app.auth.key_format import MAX_KEY_CHARS
+from app.db import commit
 from app.deps import SessionDep
 from app.ui import session as cookies
 from app.ui.auth import CsrfRefused, FormPost, PageSigned, current, keeper, sign_in, sign_out
@@ -41,6 +42,7 @@ async def _signin_form(
 
 
 @router.get("/signin")
+@page
 async def signin_page(
     request: Request, next_url: Annotated[str, Query(alias="next", max_length=2000)] = "/ui"
 ) -> Response:
@@ -50,8 +52,10 @@ async def signin_page(
 
 
 @router.post("/signin")
+@page
 async def signin(
     request: Request,
+    session: SessionDep,
     api_key: Annotated[str, Form(max_length=MAX_KEY_CHARS)] = "",
     token: Annotated[str, Form(alias=cookies.CSRF_FIELD, max_length=200)] = "",
     next_url: Annotated[str, Form(alias="next", max_length=2000)] = "/ui",
@@ -65,7 +69,14 @@ async def signin(
     ):
         raise CsrfRefused("Refused: reload the sign-in page and try again.")
     key = api_key.strip()
-    ui = await sign_in(request, key) if key else None
+
+    def _start() -> cookies.UiSession | None:
+        ui = sign_in(session, key)
+        if ui is not None:
+            commit(session)
+        return ui
+
+    ui = await run_in_threadpool(_start) if key else None
     if ui is None:
         message = "That key is not valid (or was revoked). Check it and try again."
         return await _signin_form(request, next_url, message, 401)
@@ -77,8 +88,13 @@ async def signin(
 
 
 @router.post("/signout")
-async def signout(request: Request, signed: FormPost) -> Response:
-    sign_out(request, signed)
+@page
+async def signout(request: Request, signed: FormPost, session: SessionDep) -> Response:
+    def _end() -> None:
+        sign_out(session, signed)
+        commit(session)
+
+    await run_in_threadpool(_end)
     response = RedirectResponse("/ui/signin", status_code=303)
     cookies.clear_cookie(request, response, cookies.SESSION_COOKIE)
     return response
