@@ -29,7 +29,7 @@ from app.queue import TaskQueue
 from app.registry.endpoints import router as registry_router
 from app.storage.places import Storage
 from app.ttl_cache import TtlCache
-from app.ui import install_ui
+from app.ui.install import install_ui
 from ml.backbones.catalog import load_catalog
 
 log = logging.getLogger("hone.api")
