@@ -52,10 +52,11 @@ def job(live: Live, job_id: str) -> dict[str, object]:
 def test_train_watch_updates_live_and_ctrl_c_detaches_without_cancelling(
     live: Live, terminal: dict[str, str], image_model: Trained
 ) -> None:
-    # Long enough to watch several epochs go by; cancelled at the end to free the worker.
+    # Long enough to watch several epochs go by and detach while it still runs, on a quiet
+    # machine too (100 epochs of small batches at 64 px); cancelled at the end.
     child = spawn(terminal, "train", "--dataset", image_model.dataset_id, "--backbone",
-                  TINY_IMAGE_ID, "--model", "cli-live", "--method", "full", "--epochs", "40",
-                  "--batch-size", "4", "--hp", "patience=40", "--hp", "image_size=32",
+                  TINY_IMAGE_ID, "--model", "cli-live", "--method", "full", "--epochs", "100",
+                  "--batch-size", "2", "--hp", "patience=50", "--hp", "image_size=64",
                   "--watch")  # fmt: skip
     child.logfile_read = screen = io.StringIO()
     child.expect(r"Started job (job_\w+)")
@@ -65,11 +66,11 @@ def test_train_watch_updates_live_and_ctrl_c_detaches_without_cancelling(
         epochs: list[int] = []
         deadline = time.monotonic() + 120
         while len(set(epochs) - {0}) < 2 and time.monotonic() < deadline:
-            child.expect(r"epoch (\d+)/40  step (\d+)/(\d+)  ETA (\d+:\d\d)")
+            child.expect(r"epoch (\d+)/100  step (\d+)/(\d+)  ETA (\d+:\d\d)")
             epochs.append(int(child.match.group(1)))
         assert epochs == sorted(epochs) and len(set(epochs) - {0}) >= 2, epochs
         child.expect(r"val_accuracy \d\.\d{3}")  # the latest metrics
-        child.expect(r"epoch \d+/40: train_loss")  # an event as it arrived
+        child.expect(r"epoch \d+/100: train_loss")  # an event as it arrived
         assert re.search(r"\x1b\[[0-9;]*m━", screen.getvalue())  # a drawn, coloured bar
 
         child.sendintr()
