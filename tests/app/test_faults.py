@@ -446,11 +446,16 @@ def test_an_upload_is_processed_once_after_the_part_returns(faults: Stack, part:
         rows = list(session.scalars(select(Dataset).where(Dataset.name == name)))
     assert [r.id for r in rows] == [dataset_id]
     assert rows[0].lease_owner is None and rows[0].attempts >= 1
-    ready_lines = [
-        e for e in faults.worker_log()
-        if e.get("message") == "dataset ready" and e.get("dataset_id") == dataset_id
-    ]  # fmt: skip
-    assert len(ready_lines) == 1
+
+    def ready_lines() -> list[dict[str, object]]:
+        return [
+            e for e in faults.worker_log()
+            if e.get("message") == "dataset ready" and e.get("dataset_id") == dataset_id
+        ]  # fmt: skip
+
+    # The worker logs the line after committing the status the API has just shown.
+    wait_until(ready_lines, timeout=30, what="the worker's `dataset ready` line")
+    assert len(ready_lines()) == 1
     wait_until(lambda: leftover_uploads(faults.worker_host) == [], timeout=30,
                what="the processed upload removed from the store")  # fmt: skip
     if blocker is not None:
