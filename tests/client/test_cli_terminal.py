@@ -53,10 +53,10 @@ def test_train_watch_updates_live_and_ctrl_c_detaches_without_cancelling(
     live: Live, terminal: dict[str, str], image_model: Trained
 ) -> None:
     # Long enough to watch several epochs go by and detach while it still runs, on a quiet
-    # machine too (100 epochs of small batches at 64 px); cancelled at the end.
+    # machine too (100 epochs of one-image steps at 128 px: minutes); cancelled at the end.
     child = spawn(terminal, "train", "--dataset", image_model.dataset_id, "--backbone",
                   TINY_IMAGE_ID, "--model", "cli-live", "--method", "full", "--epochs", "100",
-                  "--batch-size", "2", "--hp", "patience=50", "--hp", "image_size=64",
+                  "--batch-size", "1", "--hp", "patience=50", "--hp", "image_size=128",
                   "--watch")  # fmt: skip
     child.logfile_read = screen = io.StringIO()
     child.expect(r"Started job (job_\w+)")
@@ -64,7 +64,7 @@ def test_train_watch_updates_live_and_ctrl_c_detaches_without_cancelling(
     try:
         # The progress line redraws as the job goes: the epoch advances, with steps and an ETA.
         epochs: list[int] = []
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 300
         while len(set(epochs) - {0}) < 2 and time.monotonic() < deadline:
             child.expect(r"epoch (\d+)/100  step (\d+)/(\d+)  ETA (\d+:\d\d)")
             epochs.append(int(child.match.group(1)))
