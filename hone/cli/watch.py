@@ -9,6 +9,7 @@ job keeps running on the server, and the view says how to come back or cancel it
 from __future__ import annotations
 
 import queue
+import signal
 import threading
 import time
 from collections import deque
@@ -86,7 +87,31 @@ def _pump(client: hone.Client, job_id: str, inbox: queue.Queue[Any]) -> None:
         inbox.put(_END)
 
 
+class _CtrlC:
+    """Ctrl-C as a flag the view's loop reads, instead of a KeyboardInterrupt raised wherever
+    the main thread happens to be (inside an HTTP read, a lock's `with`, a terminal write),
+    which can leave a lock held or a half-written frame and the view hanging on its way out."""
+
+    def __init__(self) -> None:
+        self.pressed = False
+
+    def __call__(self, _signum: int, _frame: object) -> None:
+        self.pressed = True
+
+
 def _live(ctx: Context, job_id: str) -> dict[str, Any]:
+    ctrl_c = _CtrlC()
+    previous = signal.signal(signal.SIGINT, ctrl_c)
+    try:
+        job = _live_until(ctx, job_id, ctrl_c)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if ctrl_c.pressed:
+        raise KeyboardInterrupt
+    return job
+
+
+def _live_until(ctx: Context, job_id: str, ctrl_c: _CtrlC) -> dict[str, Any]:
     client = ctx.client
     job = plain(client.jobs.get(job_id))
     events: deque[dict[str, Any]] = deque(maxlen=SHOWN_EVENTS)
@@ -95,7 +120,7 @@ def _live(ctx: Context, job_id: str) -> dict[str, Any]:
     streaming, terminal_since = True, None
     next_poll = time.monotonic() + POLL_SECONDS
     with Live(view(job, events), console=ctx.out.console, refresh_per_second=4) as live:
-        while True:
+        while not ctrl_c.pressed:
             try:
                 item = inbox.get(timeout=0.25)
                 while True:
@@ -117,6 +142,7 @@ def _live(ctx: Context, job_id: str) -> dict[str, Any]:
                     return job
             elif not streaming:
                 time.sleep(POLL_SECONDS)  # no stream (it broke): poll at its pace
+    return job
 
 
 def view(job: dict[str, Any], events: deque[dict[str, Any]] | list[dict[str, Any]]) -> Group:
