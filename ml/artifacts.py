@@ -110,7 +110,8 @@ def load_artifact(path: Path) -> LoadedArtifact:
         hf_config = AutoConfig.from_pretrained(hf_dir, local_files_only=True)
         if config["backbone"].get("pooling") == POOLING:
             encoder = AutoModel.from_config(hf_config)
-            model = MeanPooledClassifier(encoder, outputs)
+            layers = int(config["backbone"].get("layers", 1))
+            model = MeanPooledClassifier(encoder, outputs, layers)
         else:
             model = AutoModelForSequenceClassification.from_config(hf_config)
         tokenizer = AutoTokenizer.from_pretrained(hf_dir, local_files_only=True)

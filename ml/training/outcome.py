@@ -35,6 +35,8 @@ class TrainOutcome:
     # timm create_model arguments the trained model needs beyond the backbone's own: a ViT
     # fine-tuned at another size than its pretraining's has {"img_size": size}.
     model_kwargs: dict[str, Any] = field(default_factory=dict)
+    # A text model's mean-pooled encoder layers (ml/training/text_classifier.py).
+    pooled_layers: int = 1
 
     def artifact_config(self, backbone: BackboneSpec, versions: dict[str, str]) -> dict[str, Any]:
         """config.json of the model artifact (docs/architecture.md)."""
@@ -57,6 +59,7 @@ class TrainOutcome:
                 described["kwargs"] = (dict(options) if random_init else {}) | self.model_kwargs
             else:
                 described["pooling"] = POOLING
+                described["layers"] = self.pooled_layers
         return {
             "format": "hone.model/1",
             "task": self.task,

@@ -23,6 +23,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from ml.backbones.factory import build_image_model, build_text_model, weights_sha256
 from ml.classical import ClassicalFeaturizer, classical_candidate
+from ml.datasets.inputs import InputStats
 from ml.datasets.store import StoredDataset
 from ml.device import configure_threads, pick_device
 from ml.tasks import Fitted, ProbeFit, Task
@@ -33,7 +34,7 @@ from ml.training.features import extract_features, features_path
 from ml.training.finetune import Baseline, FineTuneResult, cpu_state_dict, fine_tune
 from ml.training.hparams import given
 from ml.training.images import image_preprocessing
-from ml.training.model import backbone_fingerprint, inference_batch_size
+from ml.training.model import backbone_fingerprint, classifier_layer, inference_batch_size
 from ml.training.outcome import TrainOutcome
 from ml.training.plan import Plan, plan_job
 from ml.training.probe import install_head
@@ -46,9 +47,9 @@ from ml.training.search import (
     now,
     validation_noise,
 )
-from ml.training.sizing import BUDGET_TIMES_PROBE, MIN_BUDGET_SECONDS
+from ml.training.sizing import BUDGET_TIMES_PROBE, MIN_BUDGET_SECONDS, image_crop_pct
 from ml.training.spec import CHECKPOINT, TrainHooks, TrainingStopped, TrainSpec
-from ml.training.text_classifier import MeanPooledClassifier
+from ml.training.text_classifier import POOLED_LAYERS, MeanPooledClassifier
 
 # TrainOutcome lives in outcome.py; the worker imports both names from here.
 __all__ = ["TrainOutcome", "run_training"]
@@ -97,23 +98,24 @@ class _Job:
 
 
 def _build_model(
-    spec: TrainSpec, labels: list[str], hp: dict[str, Any]
+    spec: TrainSpec, labels: list[str], hp: dict[str, Any], stats: InputStats
 ) -> tuple[torch.nn.Module, PreTrainedTokenizerBase | None, dict[str, Any]]:
     """The model (a linear head per label or target), its tokenizer (text) and the
-    preprocessing it expects."""
+    preprocessing it expects (for images, the crop suits the images' native size)."""
     # Seeded first: a fresh head (and a random-init test backbone) is then reproducible,
     # which a resumed run relies on to rebuild the same probe.
     torch.manual_seed(spec.seed)
     if spec.backbone.modality == "image":
         model, data_config = build_image_model(spec.backbone, len(labels), spec.cache_dir)
         size = hp.get("probe_image_size", hp["image_size"])
-        return model, None, image_preprocessing(data_config, size)
+        crop = image_crop_pct(stats, float(data_config.get("crop_pct", 1.0)), size)
+        return model, None, image_preprocessing(data_config | {"crop_pct": crop}, size)
     built, tokenizer = build_text_model(spec.backbone, len(labels), spec.cache_dir)
     # The factory's head classifies [CLS]; ours classifies mean-pooled states (see
     # text_classifier.py), so only the pretrained encoder is kept.
     encoder = built.base_model
     assert isinstance(encoder, PreTrainedModel)
-    text_model = MeanPooledClassifier(encoder, len(labels))
+    text_model = MeanPooledClassifier(encoder, len(labels), POOLED_LAYERS)
     # Label names travel with the weights (and into the artifact's hf/config.json).
     text_model.config.id2label = dict(enumerate(labels))
     text_model.config.label2id = {label: i for i, label in enumerate(labels)}
@@ -172,7 +174,9 @@ def _prepare(spec: TrainSpec, hooks: TrainHooks) -> _Job:
     data.targets = fitted.transform(data.targets)
     data.val_targets = data.targets if shared else fitted.transform(data.val_targets)
     with timed_phase(hooks, "model_load", f"loaded backbone {spec.backbone.id}"):
-        model, tokenizer, preprocessing = _build_model(spec, fitted.names, hp)
+        model, tokenizer, preprocessing = _build_model(
+            spec, fitted.names, hp, data.train_set.inputs
+        )
         model.to(device)
     if "max_length" in hp and preprocessing["max_length"] < hp["max_length"]:
         hooks.event(
@@ -213,8 +217,12 @@ def _prepare(spec: TrainSpec, hooks: TrainHooks) -> _Job:
 
 def _feature_file(job: _Job, dataset: StoredDataset, backbone_key: str) -> Path:
     """Where the features of `dataset` by this backbone (`backbone_key`: its fingerprint, a
-    hash of every weight, so computed once per pass) at this preprocessing are cached."""
-    return features_path(job.spec.cache_dir, dataset.path.name, backbone_key, job.preprocessing)
+    hash of every weight, so computed once per pass) at this preprocessing are cached. The
+    classifier's input width is in the key: it changes with the pooled layers."""
+    width = classifier_layer(job.model).in_features
+    return features_path(
+        job.spec.cache_dir, dataset.path.name, f"{backbone_key}:{width}", job.preprocessing
+    )
 
 
 def _features(
@@ -613,4 +621,5 @@ def run_training(spec: TrainSpec, hooks: TrainHooks) -> TrainOutcome:
         library=library,
         artifact_files=files,
         model_kwargs=_size_kwargs(model, preprocessing),
+        pooled_layers=model.layers if isinstance(model, MeanPooledClassifier) else 1,
     )

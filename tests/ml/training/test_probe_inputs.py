@@ -1,0 +1,72 @@
+"""What the probe reads: a text model's several pooled layers, and an image crop that suits the
+images' native size. Both are recorded in the artifact and reproduced when it is served."""
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from ml.artifacts import load_artifact, save_artifact
+from ml.backbones.spec import BackboneSpec
+from ml.datasets.inputs import InputStats
+from ml.training.run import run_training
+from ml.training.sizing import image_crop_pct
+from ml.training.text_classifier import POOLED_LAYERS, MeanPooledClassifier
+from tests.ml.training.conftest import MakeSpec, Recorder, image_rows, write_stored
+
+
+def test_the_crop_is_dropped_only_for_images_smaller_than_the_input() -> None:
+    assert image_crop_pct(InputStats(image_min_side=28), 0.875, 224) == 1.0
+    assert image_crop_pct(InputStats(image_min_side=224), 0.875, 224) == 0.875
+    assert image_crop_pct(InputStats(image_min_side=2000), 0.875, 224) == 0.875
+    assert image_crop_pct(InputStats(), 0.875, 224) == 0.875  # sizes never measured
+
+
+@pytest.mark.parametrize(("probe_size", "crop"), [(64, 1.0), (32, 0.95)])
+def test_a_trained_image_model_records_the_crop_its_images_call_for(
+    probe_size: int, crop: float, make_spec: MakeSpec, tmp_path: Path
+) -> None:
+    # 40-px images, measured as ingest measures them; the test backbone's own crop is 0.95.
+    rows = image_rows(per_class=10)
+    header = {
+        "multilabel": False,
+        "labels": sorted({label for labels, _ in rows for label in labels}),
+        "inputs": InputStats(image_min_side=40).to_dict(),
+    }
+    dataset = write_stored(
+        tmp_path, "image_classification", header, [({"labels": y}, x) for y, x in rows]
+    )
+    hp = {"image_size": probe_size, "batch_size": 16}
+    outcome = run_training(
+        make_spec(dataset, method="linear_probe", hyperparameters=hp), Recorder()
+    )
+    assert outcome.preprocessing["crop_pct"] == crop
+
+
+def test_a_text_model_pools_its_last_layers_side_by_side(
+    text_dataset: Path, make_spec: MakeSpec, backbones: dict[str, BackboneSpec], tmp_path: Path
+) -> None:
+    spec = make_spec(text_dataset, backbone="text", method="linear_probe")
+    outcome = run_training(spec, Recorder())
+    model = outcome.model
+    assert isinstance(model, MeanPooledClassifier)
+    layers = min(POOLED_LAYERS, model.config.num_hidden_layers)
+    assert model.layers == layers > 1
+    assert model.classifier.in_features == layers * model.config.hidden_size
+
+    # The head reads the masked mean of each of those layers, in order.
+    batch = outcome.tokenizer(
+        ["alpha beta", "a longer text here"], padding=True, return_tensors="pt"
+    )
+    with torch.no_grad():
+        states = model.encoder(**batch, output_hidden_states=True).hidden_states[-layers:]
+        mask = batch["attention_mask"].unsqueeze(-1).float()
+        pooled = torch.cat([(s * mask).sum(1) / mask.sum(1) for s in states], dim=-1)
+        assert torch.allclose(model(**batch).logits, model.classifier(pooled), atol=1e-5)
+
+    config = outcome.artifact_config(spec.backbone, {"torch": torch.__version__})
+    assert config["backbone"]["layers"] == layers
+    save_artifact(tmp_path / "model", model, config, outcome.tokenizer)
+    loaded = load_artifact(tmp_path / "model").model
+    with torch.no_grad():
+        assert torch.equal(loaded(**batch).logits, model(**batch).logits)
