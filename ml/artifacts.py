@@ -28,6 +28,7 @@ from transformers import (
 
 from ml.classical.model import LinearOnFeatures
 from ml.tasks import Task, UnknownTask, get_task
+from ml.training.image_classifier import MultiDepthClassifier
 from ml.training.text_classifier import POOLING, MeanPooledClassifier
 
 FORMAT = "hone.model/1"
@@ -88,8 +89,9 @@ def load_artifact(path: Path) -> LoadedArtifact:
 
     The head has as many outputs as the artifact's task says (labels, or targets). Text models
     are a MeanPooledClassifier when config["backbone"]["pooling"] is "mean" (what the trainer
-    writes), else a plain AutoModelForSequenceClassification. A classical model is one linear
-    layer over as many features as its preprocessing block says.
+    writes), else a plain AutoModelForSequenceClassification. An image model with
+    config["backbone"]["stages"] is a MultiDepthClassifier over the timm model. A classical
+    model is one linear layer over as many features as its preprocessing block says.
     """
     config = json.loads((path / CONFIG_FILE).read_text())
     if config.get("format") != FORMAT:
@@ -99,12 +101,15 @@ def load_artifact(path: Path) -> LoadedArtifact:
     model: torch.nn.Module
     if config["library"] == "timm":
         backbone = config["backbone"]
+        stages = int(backbone.get("stages", 0))
         model = timm.create_model(
             backbone["arch"],
             pretrained=False,
-            num_classes=outputs,
+            num_classes=0 if stages else outputs,
             **backbone.get("kwargs", {}),
         )
+        if stages:
+            model = MultiDepthClassifier(model, outputs, stages)
     elif config["library"] == "transformers":
         hf_dir = path / HF_DIR
         hf_config = AutoConfig.from_pretrained(hf_dir, local_files_only=True)

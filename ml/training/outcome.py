@@ -35,8 +35,10 @@ class TrainOutcome:
     # timm create_model arguments the trained model needs beyond the backbone's own: a ViT
     # fine-tuned at another size than its pretraining's has {"img_size": size}.
     model_kwargs: dict[str, Any] = field(default_factory=dict)
-    # A text model's mean-pooled encoder layers (ml/training/text_classifier.py).
+    # A text model's mean-pooled encoder layers (ml/training/text_classifier.py), an image
+    # model's pooled stages besides its pre-logits (ml/training/image_classifier.py).
     pooled_layers: int = 1
+    pooled_stages: int = 0
 
     def artifact_config(self, backbone: BackboneSpec, versions: dict[str, str]) -> dict[str, Any]:
         """config.json of the model artifact (docs/architecture.md)."""
@@ -57,6 +59,8 @@ class TrainOutcome:
                 random_init = backbone.source == "random"
                 options = backbone.options.get("kwargs", {})
                 described["kwargs"] = (dict(options) if random_init else {}) | self.model_kwargs
+                if self.pooled_stages:
+                    described["stages"] = self.pooled_stages
             else:
                 described["pooling"] = POOLING
                 described["layers"] = self.pooled_layers

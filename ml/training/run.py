@@ -33,6 +33,7 @@ from ml.training.examples import JobData, load_job_data
 from ml.training.features import extract_features, features_path
 from ml.training.finetune import Baseline, FineTuneResult, cpu_state_dict, fine_tune
 from ml.training.hparams import given
+from ml.training.image_classifier import POOLED_STAGES, MultiDepthClassifier
 from ml.training.images import image_preprocessing
 from ml.training.model import backbone_fingerprint, classifier_layer, inference_batch_size
 from ml.training.outcome import TrainOutcome
@@ -106,7 +107,8 @@ def _build_model(
     # which a resumed run relies on to rebuild the same probe.
     torch.manual_seed(spec.seed)
     if spec.backbone.modality == "image":
-        model, data_config = build_image_model(spec.backbone, len(labels), spec.cache_dir)
+        backbone, data_config = build_image_model(spec.backbone, len(labels), spec.cache_dir)
+        model = MultiDepthClassifier(backbone, len(labels), POOLED_STAGES)
         size = hp.get("probe_image_size", hp["image_size"])
         crop = image_crop_pct(stats, float(data_config.get("crop_pct", 1.0)), size)
         return model, None, image_preprocessing(data_config | {"crop_pct": crop}, size)
@@ -326,16 +328,20 @@ def _classical(job: _Job) -> _Classical:
     return _Classical(featurizer, probe)
 
 
+def _timm_model(model: torch.nn.Module) -> torch.nn.Module:
+    return model.backbone if isinstance(model, MultiDepthClassifier) else model
+
+
 def _set_input_size(model: torch.nn.Module, size: int) -> None:
     """A ViT's position embeddings resampled to `size` (timm); CNNs run at any size as they are."""
-    resize = getattr(model, "set_input_size", None)
+    resize = getattr(_timm_model(model), "set_input_size", None)
     if callable(resize):
         resize(img_size=size)
 
 
 def _size_kwargs(model: torch.nn.Module, preprocessing: dict[str, Any]) -> dict[str, Any]:
     """What rebuilding a resized ViT at its served size takes; nothing for other models."""
-    if callable(getattr(model, "set_input_size", None)):
+    if callable(getattr(_timm_model(model), "set_input_size", None)):
         return {"img_size": preprocessing["input_size"][-1]}
     return {}
 
@@ -622,4 +628,5 @@ def run_training(spec: TrainSpec, hooks: TrainHooks) -> TrainOutcome:
         artifact_files=files,
         model_kwargs=_size_kwargs(model, preprocessing),
         pooled_layers=model.layers if isinstance(model, MeanPooledClassifier) else 1,
+        pooled_stages=model.stages if isinstance(model, MultiDepthClassifier) else 0,
     )

@@ -1,5 +1,6 @@
-"""What the probe reads: a text model's several pooled layers, and an image crop that suits the
-images' native size. Both are recorded in the artifact and reproduced when it is served."""
+"""What the probe reads: a text model's several pooled layers, an image model's several depths,
+and an image crop that suits the images' native size. All are recorded in the artifact and
+reproduced when it is served."""
 
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import torch
 from ml.artifacts import load_artifact, save_artifact
 from ml.backbones.spec import BackboneSpec
 from ml.datasets.inputs import InputStats
+from ml.training.image_classifier import POOLED_STAGES, MultiDepthClassifier
 from ml.training.run import run_training
 from ml.training.sizing import image_crop_pct
 from ml.training.text_classifier import POOLED_LAYERS, MeanPooledClassifier
@@ -70,3 +72,30 @@ def test_a_text_model_pools_its_last_layers_side_by_side(
     loaded = load_artifact(tmp_path / "model").model
     with torch.no_grad():
         assert torch.equal(loaded(**batch).logits, model(**batch).logits)
+
+
+def test_an_image_model_reads_the_pre_logits_and_the_last_stages_side_by_side(
+    image_dataset: Path, make_spec: MakeSpec, tmp_path: Path
+) -> None:
+    spec = make_spec(image_dataset, method="linear_probe")
+    outcome = run_training(spec, Recorder())
+    model = outcome.model
+    assert isinstance(model, MultiDepthClassifier)
+    assert model.stages == POOLED_STAGES > 1
+    backbone = model.backbone
+    widths = [info["num_chs"] for info in backbone.feature_info][-POOLED_STAGES:]
+    assert model.classifier.in_features == sum(widths) + backbone.num_features
+
+    # The head reads the stages' means and the backbone's own pooled features.
+    pixels = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        final, stages = backbone.forward_intermediates(pixels, indices=POOLED_STAGES)
+        head = backbone.forward_head(final, pre_logits=True)
+        features = torch.cat([s.mean(dim=(2, 3)) for s in stages] + [head], dim=-1)
+        assert torch.allclose(model(pixels), model.classifier(features), atol=1e-5)
+
+    config = outcome.artifact_config(spec.backbone, {"torch": torch.__version__})
+    assert config["backbone"]["stages"] == POOLED_STAGES
+    save_artifact(tmp_path / "model", model, config, None)
+    with torch.no_grad():
+        assert torch.equal(load_artifact(tmp_path / "model").model(pixels), model(pixels))
