@@ -183,7 +183,15 @@ def _loading(folder: Path) -> str:
     library = config.get("library")
     weights = folder / "model.safetensors"
     if library == "timm":
-        arch = (config.get("backbone") or {}).get("arch", "ARCH")
+        backbone = config.get("backbone") or {}
+        arch = backbone.get("arch", "ARCH")
+        if backbone.get("stages"):
+            return (
+                "Load it with timm (labels and preprocessing are in config.json; see the "
+                f"README): timm.create_model({arch!r}, num_classes=0) takes the weights under "
+                f"'backbone.' in {str(weights)!r}; 'classifier.' reads its pooled features "
+                f"beside the means of its last {backbone['stages']} stages."
+            )
         return (
             "Load it with timm (labels and preprocessing are in config.json; see the README):\n"
             f"  model = timm.create_model({arch!r}, num_classes=NUM_LABELS)\n"
