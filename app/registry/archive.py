@@ -15,19 +15,17 @@ while it is written, and no byte is read twice.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
 import uuid
 import zipfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
 from app.storage.errors import StorageUnavailable
+from app.storage.locks import host_lock
 from app.storage.store import PUBLISHED
 
 SUMS_FILE = "SHA256SUMS"
@@ -62,7 +60,8 @@ def open_archive(cache_dir: Path, version_id: str, artifact: Path) -> Archive:
     cached = _open_cached(folder, version_id)
     if cached is not None:
         return cached
-    with _build_lock(folder, version_id):
+    # One build of a version at a time on this host (threads and processes alike).
+    with host_lock(folder / f".{version_id}.lock"):
         cached = _open_cached(folder, version_id)  # another request built it meanwhile
         if cached is None:
             _build(artifact, folder, version_id)
@@ -157,15 +156,3 @@ class _HashingWriter:
 
     def close(self) -> None:
         """The caller closes the file underneath; zipfile never closes a stream it was given."""
-
-
-@contextmanager
-def _build_lock(folder: Path, version_id: str) -> Iterator[None]:
-    """One build of a version at a time on this host (threads and processes alike)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / f".{version_id}.lock", "wb") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)

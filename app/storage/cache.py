@@ -9,7 +9,6 @@ process or by other processes sharing the cache, wait on a single download.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import shutil
@@ -19,6 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from app.storage.errors import StoreMissing
+from app.storage.locks import host_lock
 from app.storage.store import PUBLISHED, Store
 
 
@@ -57,16 +57,9 @@ class StoreCache:
     def _one_download(self, prefix: str) -> Iterator[None]:
         with self._guard:
             lock = self._locks.setdefault(prefix, threading.Lock())
-        with lock:
-            locks = self.root / "locks"
-            locks.mkdir(parents=True, exist_ok=True)
-            name = hashlib.sha256(prefix.encode()).hexdigest()[:32]
-            with open(locks / f"{name}.lock", "wb") as handle:
-                fcntl.flock(handle, fcntl.LOCK_EX)
-                try:
-                    yield
-                finally:
-                    fcntl.flock(handle, fcntl.LOCK_UN)
+        name = hashlib.sha256(prefix.encode()).hexdigest()[:32]
+        with lock, host_lock(self.root / "locks" / f"{name}.lock"):
+            yield
 
 
 def _complete(target: Path) -> bool:
