@@ -1,0 +1,82 @@
+"""The models the trainer writes (an image head over several depths, a text head over several
+layers) export to ONNX and serve the answers eager torch gives."""
+
+from pathlib import Path
+
+import timm
+import torch
+from timm.data import resolve_data_config
+from transformers import AutoModel
+
+from ml.artifacts import save_artifact
+from ml.inference import load_predictor, prepare_serving
+from ml.training.image_classifier import POOLED_STAGES, MultiDepthClassifier
+from ml.training.text_classifier import POOLING, MeanPooledClassifier
+from tests.ml.inference.builders import (
+    IMAGE_SIZE,
+    TEXT_MAX_LENGTH,
+    image_bytes,
+    minilm_tokenizer,
+    texts,
+    tiny_bert_config,
+)
+
+LABELS = ["a", "b", "c"]
+
+
+def _classifier_config(modality: str, backbone: dict, preprocessing: dict) -> dict:
+    return {
+        "task": f"{modality}_classification",
+        "modality": modality,
+        "library": "timm" if modality == "image" else "transformers",
+        "backbone": backbone,
+        "labels": LABELS,
+        "multilabel": False,
+        "thresholds": None,
+        "temperature": 1.0,
+        "preprocessing": preprocessing,
+    }
+
+
+def _spread(head: torch.nn.Linear) -> None:
+    # A random head's logits barely move between inputs: spread them so that a wrong answer
+    # is far outside the tolerances.
+    with torch.no_grad():
+        head.weight.mul_(40.0)
+
+
+def _check_onnx_serves_like_torch(artifact: Path, inputs: list) -> None:
+    torch_predictor = load_predictor(artifact, runtime="torch")
+    labels = torch_predictor.forward(torch_predictor.preprocess(inputs)).argmax(axis=1).tolist()
+    report = prepare_serving(artifact, inputs, labels)
+    onnx = report["candidates"]["onnx_fp32"]
+    assert onnx["status"] == "ok", onnx
+    assert onnx["max_abs_diff"] < 1e-4
+    assert onnx["accuracy"] == 1.0
+    served = load_predictor(artifact, runtime="onnx_fp32")
+    assert served.forward(served.preprocess(inputs)).argmax(axis=1).tolist() == labels
+
+
+def test_a_multi_depth_image_model_serves_through_onnx(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    backbone = timm.create_model("test_efficientnet", num_classes=0)
+    model = MultiDepthClassifier(backbone, len(LABELS), POOLED_STAGES).eval()
+    _spread(model.classifier)
+    data_config = resolve_data_config({}, model=backbone)
+    data_config["input_size"] = [3, IMAGE_SIZE, IMAGE_SIZE]
+    preprocessing = {k: list(v) if isinstance(v, tuple) else v for k, v in data_config.items()}
+    described = {"id": "tiny", "arch": "test_efficientnet", "stages": POOLED_STAGES}
+    save_artifact(tmp_path / "v1", model, _classifier_config("image", described, preprocessing))
+    _check_onnx_serves_like_torch(tmp_path / "v1", [image_bytes(i) for i in range(12)])
+
+
+def test_a_text_model_pooling_several_layers_serves_through_onnx(tmp_path: Path) -> None:
+    tokenizer = minilm_tokenizer()
+    torch.manual_seed(0)
+    encoder = AutoModel.from_config(tiny_bert_config(tokenizer.vocab_size, len(LABELS)))
+    model = MeanPooledClassifier(encoder, len(LABELS), layers=2).eval()
+    _spread(model.classifier)
+    described = {"id": "tiny-bert", "arch": "bert", "pooling": POOLING, "layers": 2}
+    config = _classifier_config("text", described, {"max_length": TEXT_MAX_LENGTH})
+    save_artifact(tmp_path / "v1", model, config, tokenizer)
+    _check_onnx_serves_like_torch(tmp_path / "v1", texts(12))
