@@ -109,7 +109,7 @@ def load_artifact(path: Path) -> LoadedArtifact:
             **backbone.get("kwargs", {}),
         )
         if stages:
-            model = MultiDepthClassifier(model, outputs, stages)
+            model = MultiDepthClassifier(model, outputs, stages, int(backbone.get("pixel_side", 0)))
     elif config["library"] == "transformers":
         hf_dir = path / HF_DIR
         hf_config = AutoConfig.from_pretrained(hf_dir, local_files_only=True)

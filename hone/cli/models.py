@@ -190,7 +190,8 @@ def _loading(folder: Path) -> str:
                 "Load it with timm (labels and preprocessing are in config.json; see the "
                 f"README): timm.create_model({arch!r}, num_classes=0) takes the weights under "
                 f"'backbone.' in {str(weights)!r}; 'classifier.' reads its pooled features "
-                f"beside the means of its last {backbone['stages']} stages."
+                f"beside the means of its last {backbone['stages']} stages (and, with "
+                "'pixel_side', the input averaged down)."
             )
         return (
             "Load it with timm (labels and preprocessing are in config.json; see the README):\n"

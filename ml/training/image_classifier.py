@@ -7,6 +7,12 @@ ImageNet's classes, and its middle stages keep more of what other images (grey p
 scans) need. On Fashion-MNIST the service's probe on EfficientNet-Lite0's last two stages and
 pre-logits scored 0.8605 test accuracy against 0.847 on the pre-logits alone (bench/RESULTS.md).
 
+Small images (scans, icons, product crops far below the input size) also give the head the
+image itself: the input averaged down to about its native side (`pixel_side`, at most 32),
+the raw pixels a practitioner's first linear model reads. On Fashion-MNIST a cross-validated
+logistic regression on the stages, pre-logits and 28x28 pixels scored 0.864 test accuracy
+against 0.855 without the pixels (bench/RESULTS.md).
+
 Training code finds the head through ``get_classifier()``, as with any timm model; a ViT's
 input size is its ``backbone``'s.
 """
@@ -14,19 +20,34 @@ input size is its ``backbone``'s.
 import torch
 
 POOLED_STAGES = 2
+_MAX_PIXEL_SIDE = 32
+
+
+def pixel_side(native_side: int | None, input_size: int) -> int:
+    """The side of the pixel grid the head reads: 0 (none) unless the images are smaller than
+    the input; else the largest divisor of the input size up to their native side and 32 (a
+    divisor, so the averaging is exact and exports to ONNX as plain pooling)."""
+    if native_side is None or native_side >= input_size:
+        return 0
+    limit = min(native_side, _MAX_PIXEL_SIDE)
+    return max(side for side in range(1, limit + 1) if input_size % side == 0)
 
 
 class MultiDepthClassifier(torch.nn.Module):
     """Logits = classifier([mean of each of the last `stages` stage outputs, pre-logits])."""
 
-    def __init__(self, backbone: torch.nn.Module, num_classes: int, stages: int) -> None:
+    def __init__(
+        self, backbone: torch.nn.Module, num_classes: int, stages: int, pixel_side: int = 0
+    ) -> None:
         super().__init__()
+        self.pixel_side = pixel_side
         backbone.reset_classifier(0)  # type: ignore[operator]
         self.backbone = backbone
         infos = list(backbone.feature_info)  # type: ignore[arg-type]
         self.stages = max(1, min(stages, len(infos)))
         widths = [int(info["num_chs"]) for info in infos[-self.stages :]]
         width = sum(widths) + int(backbone.num_features)  # type: ignore[arg-type]
+        width += 3 * pixel_side**2
         self.classifier = torch.nn.Linear(width, num_classes)
 
     def get_classifier(self) -> torch.nn.Linear:
@@ -37,7 +58,11 @@ class MultiDepthClassifier(torch.nn.Module):
             pixels, indices=self.stages
         )
         head = self.backbone.forward_head(final, pre_logits=True)  # type: ignore[operator]
-        return torch.cat([stage.mean(dim=(2, 3)) for stage in stages] + [head], dim=-1)
+        features = [stage.mean(dim=(2, 3)) for stage in stages] + [head]
+        if self.pixel_side:
+            grid = torch.nn.functional.adaptive_avg_pool2d(pixels, self.pixel_side)
+            features.append(grid.flatten(1))
+        return torch.cat(features, dim=-1)
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         logits: torch.Tensor = self.classifier(self.pooled(pixels))

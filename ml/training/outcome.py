@@ -39,6 +39,7 @@ class TrainOutcome:
     # model's pooled stages besides its pre-logits (ml/training/image_classifier.py).
     pooled_layers: int = 1
     pooled_stages: int = 0
+    pixel_side: int = 0  # an image model's raw-pixel grid beside them (0: none)
 
     def artifact_config(self, backbone: BackboneSpec, versions: dict[str, str]) -> dict[str, Any]:
         """config.json of the model artifact (docs/architecture.md)."""
@@ -61,6 +62,8 @@ class TrainOutcome:
                 described["kwargs"] = (dict(options) if random_init else {}) | self.model_kwargs
                 if self.pooled_stages:
                     described["stages"] = self.pooled_stages
+                if self.pixel_side:
+                    described["pixel_side"] = self.pixel_side
             else:
                 described["pooling"] = POOLING
                 described["layers"] = self.pooled_layers

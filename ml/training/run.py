@@ -33,7 +33,7 @@ from ml.training.examples import JobData, load_job_data
 from ml.training.features import extract_features, features_path
 from ml.training.finetune import Baseline, FineTuneResult, cpu_state_dict, fine_tune
 from ml.training.hparams import given
-from ml.training.image_classifier import POOLED_STAGES, MultiDepthClassifier
+from ml.training.image_classifier import POOLED_STAGES, MultiDepthClassifier, pixel_side
 from ml.training.images import image_preprocessing
 from ml.training.model import backbone_fingerprint, classifier_layer, inference_batch_size
 from ml.training.outcome import TrainOutcome
@@ -108,8 +108,9 @@ def _build_model(
     torch.manual_seed(spec.seed)
     if spec.backbone.modality == "image":
         backbone, data_config = build_image_model(spec.backbone, len(labels), spec.cache_dir)
-        model = MultiDepthClassifier(backbone, len(labels), POOLED_STAGES)
         size = hp.get("probe_image_size", hp["image_size"])
+        grid = pixel_side(stats.image_min_side, size)
+        model = MultiDepthClassifier(backbone, len(labels), POOLED_STAGES, grid)
         crop = image_crop_pct(stats, float(data_config.get("crop_pct", 1.0)), size)
         return model, None, image_preprocessing(data_config | {"crop_pct": crop}, size)
     built, tokenizer = build_text_model(spec.backbone, len(labels), spec.cache_dir)
@@ -629,4 +630,5 @@ def run_training(spec: TrainSpec, hooks: TrainHooks) -> TrainOutcome:
         model_kwargs=_size_kwargs(model, preprocessing),
         pooled_layers=model.layers if isinstance(model, MeanPooledClassifier) else 1,
         pooled_stages=model.stages if isinstance(model, MultiDepthClassifier) else 0,
+        pixel_side=model.pixel_side if isinstance(model, MultiDepthClassifier) else 0,
     )

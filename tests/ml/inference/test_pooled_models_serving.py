@@ -1,5 +1,5 @@
-"""The models the trainer writes (an image head over several depths, a text head over several
-layers) export to ONNX and serve the answers eager torch gives."""
+"""The models the trainer writes (an image head over several depths and the raw pixels, a text
+head over several layers) export to ONNX and serve the answers eager torch gives."""
 
 from pathlib import Path
 
@@ -60,12 +60,17 @@ def _check_onnx_serves_like_torch(artifact: Path, inputs: list) -> None:
 def test_a_multi_depth_image_model_serves_through_onnx(tmp_path: Path) -> None:
     torch.manual_seed(0)
     backbone = timm.create_model("test_efficientnet", num_classes=0)
-    model = MultiDepthClassifier(backbone, len(LABELS), POOLED_STAGES).eval()
+    model = MultiDepthClassifier(backbone, len(LABELS), POOLED_STAGES, pixel_side=8).eval()
     _spread(model.classifier)
     data_config = resolve_data_config({}, model=backbone)
     data_config["input_size"] = [3, IMAGE_SIZE, IMAGE_SIZE]
     preprocessing = {k: list(v) if isinstance(v, tuple) else v for k, v in data_config.items()}
-    described = {"id": "tiny", "arch": "test_efficientnet", "stages": POOLED_STAGES}
+    described = {
+        "id": "tiny",
+        "arch": "test_efficientnet",
+        "stages": POOLED_STAGES,
+        "pixel_side": 8,
+    }
     save_artifact(tmp_path / "v1", model, _classifier_config("image", described, preprocessing))
     _check_onnx_serves_like_torch(tmp_path / "v1", [image_bytes(i) for i in range(12)])
 

@@ -10,7 +10,7 @@ import torch
 from ml.artifacts import load_artifact, save_artifact
 from ml.backbones.spec import BackboneSpec
 from ml.datasets.inputs import InputStats
-from ml.training.image_classifier import POOLED_STAGES, MultiDepthClassifier
+from ml.training.image_classifier import POOLED_STAGES, MultiDepthClassifier, pixel_side
 from ml.training.run import run_training
 from ml.training.sizing import image_crop_pct
 from ml.training.text_classifier import POOLED_LAYERS, MeanPooledClassifier
@@ -24,25 +24,55 @@ def test_the_crop_is_dropped_only_for_images_smaller_than_the_input() -> None:
     assert image_crop_pct(InputStats(), 0.875, 224) == 0.875  # sizes never measured
 
 
-@pytest.mark.parametrize(("probe_size", "crop"), [(64, 1.0), (32, 0.95)])
-def test_a_trained_image_model_records_the_crop_its_images_call_for(
-    probe_size: int, crop: float, make_spec: MakeSpec, tmp_path: Path
-) -> None:
-    # 40-px images, measured as ingest measures them; the test backbone's own crop is 0.95.
+def _measured_40px_images(root: Path) -> Path:
+    """40-px images, measured as ingest measures them."""
     rows = image_rows(per_class=10)
     header = {
         "multilabel": False,
         "labels": sorted({label for labels, _ in rows for label in labels}),
         "inputs": InputStats(image_min_side=40).to_dict(),
     }
-    dataset = write_stored(
-        tmp_path, "image_classification", header, [({"labels": y}, x) for y, x in rows]
-    )
+    return write_stored(root, "image_classification", header, [({"labels": y}, x) for y, x in rows])
+
+
+@pytest.mark.parametrize(("probe_size", "crop", "side"), [(64, 1.0, 32), (32, 0.95, 0)])
+def test_a_trained_image_model_records_the_crop_and_pixels_its_images_call_for(
+    probe_size: int, crop: float, side: int, make_spec: MakeSpec, tmp_path: Path
+) -> None:
+    # The test backbone's own crop is 0.95; only images smaller than the input get pixels.
     hp = {"image_size": probe_size, "batch_size": 16}
-    outcome = run_training(
-        make_spec(dataset, method="linear_probe", hyperparameters=hp), Recorder()
-    )
+    spec = make_spec(_measured_40px_images(tmp_path), method="linear_probe", hyperparameters=hp)
+    outcome = run_training(spec, Recorder())
     assert outcome.preprocessing["crop_pct"] == crop
+    model = outcome.model
+    assert isinstance(model, MultiDepthClassifier) and model.pixel_side == side
+    config = outcome.artifact_config(spec.backbone, {"torch": torch.__version__})
+    assert config["backbone"].get("pixel_side", 0) == side
+
+
+def test_the_pixel_grid_divides_the_input_and_is_never_above_the_images() -> None:
+    assert pixel_side(28, 224) == 28
+    assert pixel_side(8, 224) == 8
+    assert pixel_side(40, 224) == 32  # at most 32, and 224 = 7 x 32
+    assert pixel_side(20, 64) == 16
+    assert pixel_side(224, 224) == pixel_side(2000, 224) == pixel_side(None, 224) == 0
+
+
+def test_small_images_give_the_head_their_pixels_beside_the_features(
+    make_spec: MakeSpec, tmp_path: Path
+) -> None:
+    hp = {"image_size": 64, "batch_size": 16}
+    spec = make_spec(_measured_40px_images(tmp_path), method="linear_probe", hyperparameters=hp)
+    model = run_training(spec, Recorder()).model
+    assert isinstance(model, MultiDepthClassifier)
+    backbone = model.backbone
+    pixels = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        final, stages = backbone.forward_intermediates(pixels, indices=POOLED_STAGES)
+        head = backbone.forward_head(final, pre_logits=True)
+        grid = torch.nn.functional.avg_pool2d(pixels, 2).flatten(1)  # 64 px to 32 x 32
+        features = torch.cat([s.mean(dim=(2, 3)) for s in stages] + [head, grid], dim=-1)
+        assert torch.allclose(model(pixels), model.classifier(features), atol=1e-5)
 
 
 def test_a_text_model_pools_its_last_layers_side_by_side(
