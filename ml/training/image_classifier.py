@@ -8,7 +8,8 @@ scans) need. On Fashion-MNIST the service's probe on EfficientNet-Lite0's last t
 pre-logits scored 0.8605 test accuracy against 0.847 on the pre-logits alone (bench/RESULTS.md).
 
 Small images (scans, icons, product crops far below the input size) also give the head the
-image itself: the input averaged down to about its native side (`pixel_side`, at most 32),
+image itself: the input averaged down to about its native side (`pixel_side`, chosen in
+ml/training/sizing.py),
 the raw pixels a practitioner's first linear model reads. On Fashion-MNIST a cross-validated
 logistic regression on the stages, pre-logits and 28x28 pixels scored 0.864 test accuracy
 against 0.855 without the pixels (bench/RESULTS.md).
@@ -20,17 +21,6 @@ input size is its ``backbone``'s.
 import torch
 
 POOLED_STAGES = 2
-_MAX_PIXEL_SIDE = 32
-
-
-def pixel_side(native_side: int | None, input_size: int) -> int:
-    """The side of the pixel grid the head reads: 0 (none) unless the images are smaller than
-    the input; else the largest divisor of the input size up to their native side and 32 (a
-    divisor, so the averaging is exact and exports to ONNX as plain pooling)."""
-    if native_side is None or native_side >= input_size:
-        return 0
-    limit = min(native_side, _MAX_PIXEL_SIDE)
-    return max(side for side in range(1, limit + 1) if input_size % side == 0)
 
 
 class MultiDepthClassifier(torch.nn.Module):

@@ -33,7 +33,7 @@ from ml.training.examples import JobData, load_job_data
 from ml.training.features import extract_features, features_path
 from ml.training.finetune import Baseline, FineTuneResult, cpu_state_dict, fine_tune
 from ml.training.hparams import given
-from ml.training.image_classifier import POOLED_STAGES, MultiDepthClassifier, pixel_side
+from ml.training.image_classifier import POOLED_STAGES, MultiDepthClassifier
 from ml.training.images import image_preprocessing
 from ml.training.model import backbone_fingerprint, classifier_layer, inference_batch_size
 from ml.training.outcome import TrainOutcome
@@ -48,7 +48,12 @@ from ml.training.search import (
     now,
     validation_noise,
 )
-from ml.training.sizing import BUDGET_TIMES_PROBE, MIN_BUDGET_SECONDS, image_crop_pct
+from ml.training.sizing import (
+    BUDGET_TIMES_PROBE,
+    MIN_BUDGET_SECONDS,
+    image_crop_pct,
+    pixel_side,
+)
 from ml.training.spec import CHECKPOINT, TrainHooks, TrainingStopped, TrainSpec
 from ml.training.text_classifier import POOLED_LAYERS, MeanPooledClassifier
 
@@ -109,7 +114,7 @@ def _build_model(
     if spec.backbone.modality == "image":
         backbone, data_config = build_image_model(spec.backbone, len(labels), spec.cache_dir)
         size = hp.get("probe_image_size", hp["image_size"])
-        grid = pixel_side(stats.image_min_side, size)
+        grid = pixel_side(stats, size)
         model = MultiDepthClassifier(backbone, len(labels), POOLED_STAGES, grid)
         crop = image_crop_pct(stats, float(data_config.get("crop_pct", 1.0)), size)
         return model, None, image_preprocessing(data_config | {"crop_pct": crop}, size)

@@ -26,6 +26,7 @@ _TOKENS_PER_PRE_TOKEN = 1.3
 _SPECIAL_TOKENS = 2
 _LENGTH_STEP = 16
 _MIN_MAX_LENGTH = 16
+_MAX_PIXEL_SIDE = 32  # at most 32 x 32 x 3 raw pixels beside the deep features
 # `auto`'s fine-tuning budget: this many times what the job took before fine-tuning (loading,
 # the classical model, the probe), so a whole job stays within four times a frozen-features
 # model with room for the calibration and export after it (at 3, BBC News took 4.2 times;
@@ -38,15 +39,29 @@ def backbone_image_size(backbone: BackboneSpec) -> int:
     return backbone.input_size or DEFAULT_IMAGE_SIZE
 
 
+def _smaller_than_input(stats: InputStats, size: int) -> bool:
+    """Whether the images are upscaled to reach the input (their median shorter side)."""
+    return stats.image_min_side is not None and stats.image_min_side < size
+
+
+def pixel_side(stats: InputStats, size: int) -> int:
+    """The side of the raw-pixel grid an image head reads beside its features
+    (ml/training/image_classifier.py): 0 (none) unless the images are smaller than the input;
+    else the largest divisor of the input size up to their native side and 32 (a divisor, so
+    the averaging is exact and exports to ONNX as plain pooling)."""
+    if stats.image_min_side is None or not _smaller_than_input(stats, size):
+        return 0
+    limit = min(stats.image_min_side, _MAX_PIXEL_SIDE)
+    return max(side for side in range(1, limit + 1) if size % side == 0)
+
+
 def image_crop_pct(stats: InputStats, backbone_crop_pct: float, size: int) -> float:
     """The share of the resized image that the centre crop keeps: the backbone's own (timm's
     0.875 for ImageNet photos, whose objects sit inside a margin) unless the images are smaller
     than the input. Upscaled small images (scans, icons, product crops) fill their frame, and a
     crop would cut off the object's edges: on Fashion-MNIST the probe scored 0.849 test accuracy
     uncropped against 0.8405 cropped (bench/RESULTS.md)."""
-    if stats.image_min_side is not None and stats.image_min_side < size:
-        return 1.0
-    return backbone_crop_pct
+    return 1.0 if _smaller_than_input(stats, size) else backbone_crop_pct
 
 
 def tuning_image_size(stats: InputStats, backbone: BackboneSpec) -> int:

@@ -10,9 +10,9 @@ import torch
 from ml.artifacts import load_artifact, save_artifact
 from ml.backbones.spec import BackboneSpec
 from ml.datasets.inputs import InputStats
-from ml.training.image_classifier import POOLED_STAGES, MultiDepthClassifier, pixel_side
+from ml.training.image_classifier import POOLED_STAGES, MultiDepthClassifier
 from ml.training.run import run_training
-from ml.training.sizing import image_crop_pct
+from ml.training.sizing import image_crop_pct, pixel_side
 from ml.training.text_classifier import POOLED_LAYERS, MeanPooledClassifier
 from tests.ml.training.conftest import MakeSpec, Recorder, image_rows, write_stored
 
@@ -51,11 +51,14 @@ def test_a_trained_image_model_records_the_crop_and_pixels_its_images_call_for(
 
 
 def test_the_pixel_grid_divides_the_input_and_is_never_above_the_images() -> None:
-    assert pixel_side(28, 224) == 28
-    assert pixel_side(8, 224) == 8
-    assert pixel_side(40, 224) == 32  # at most 32, and 224 = 7 x 32
-    assert pixel_side(20, 64) == 16
-    assert pixel_side(224, 224) == pixel_side(2000, 224) == pixel_side(None, 224) == 0
+    def side(native: int | None, size: int) -> int:
+        return pixel_side(InputStats(image_min_side=native), size)
+
+    assert side(28, 224) == 28
+    assert side(8, 224) == 8
+    assert side(40, 224) == 32  # at most 32, and 224 = 7 x 32
+    assert side(20, 64) == 16
+    assert side(224, 224) == side(2000, 224) == side(None, 224) == 0
 
 
 def test_small_images_give_the_head_their_pixels_beside_the_features(
