@@ -89,7 +89,8 @@ def load_artifact(path: Path) -> LoadedArtifact:
 
     The head has as many outputs as the artifact's task says (labels, or targets). Text models
     are a MeanPooledClassifier when config["backbone"]["pooling"] is "mean" (what the trainer
-    writes), else a plain AutoModelForSequenceClassification. An image model with
+    writes; its head also reads TF-IDF rows when config["preprocessing"]["tfidf"] says how many),
+    else a plain AutoModelForSequenceClassification. An image model with
     config["backbone"]["stages"] is a MultiDepthClassifier over the timm model. A classical
     model is one linear layer over as many features as its preprocessing block says.
     """
@@ -116,7 +117,9 @@ def load_artifact(path: Path) -> LoadedArtifact:
         if config["backbone"].get("pooling") == POOLING:
             encoder = AutoModel.from_config(hf_config)
             layers = int(config["backbone"].get("layers", 1))
-            model = MeanPooledClassifier(encoder, outputs, layers)
+            tfidf = config.get("preprocessing", {}).get("tfidf") or {}
+            extra = int(tfidf.get("num_features", 0))
+            model = MeanPooledClassifier(encoder, outputs, layers, extra)
         else:
             model = AutoModelForSequenceClassification.from_config(hf_config)
         tokenizer = AutoTokenizer.from_pretrained(hf_dir, local_files_only=True)

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from sklearn.feature_extraction.text import TfidfVectorizer
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from ml.artifacts import CONFIG_FILE, FORMAT, HF_DIR, artifact_task, load_artifact
@@ -174,7 +175,9 @@ def predictor_from_parts(
         raise ValueError(f"a text model needs its tokenizer (saved in the artifact's {HF_DIR}/)")
     else:
         max_length = int(preprocessing.get("max_length", DEFAULT_MAX_LENGTH))
-        preprocessor = TextPreprocessor(tokenizer, max_length)
+        tfidf = preprocessing.get("tfidf")
+        vectorizer = None if tfidf is None else _vectorizer(tfidf, artifact_dir)
+        preprocessor = TextPreprocessor(tokenizer, max_length, vectorizer)
     return Predictor(
         task=task,
         head=task.serving_head(config),
@@ -192,7 +195,11 @@ def _classical_preprocessor(
     if kind == "pixels":
         return PixelPreprocessor(preprocessing, max_pixels=max_pixels)
     if kind == "tfidf":
-        if artifact_dir is None:
-            raise ValueError("a TF-IDF model needs its artifact directory (its terms and idf)")
-        return TfidfPreprocessor(load_vectorizer(preprocessing, artifact_dir))
+        return TfidfPreprocessor(_vectorizer(preprocessing, artifact_dir))
     raise ValueError(f"unknown classical features {kind!r}")
+
+
+def _vectorizer(preprocessing: dict[str, Any], artifact_dir: Path | None) -> TfidfVectorizer:
+    if artifact_dir is None:
+        raise ValueError("a TF-IDF model needs its artifact directory (its terms and idf)")
+    return load_vectorizer(preprocessing, artifact_dir)

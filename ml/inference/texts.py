@@ -1,5 +1,5 @@
-"""Text inputs: strings -> token ids padded to the longest member of the batch, or the TF-IDF
-rows of a classical text model."""
+"""Text inputs: strings -> token ids padded to the longest member of the batch (with the TF-IDF
+rows beside them for a head that reads both), or the TF-IDF rows of a classical text model."""
 
 from collections.abc import Sequence
 
@@ -22,19 +22,31 @@ class TextPreprocessor:
     logits independent of what it was batched with.
     """
 
-    def __init__(self, tokenizer: PreTrainedTokenizerBase, max_length: int = DEFAULT_MAX_LENGTH):
+    def __init__(
+        self,
+        tokenizer: PreTrainedTokenizerBase,
+        max_length: int = DEFAULT_MAX_LENGTH,
+        tfidf: TfidfVectorizer | None = None,
+    ):
         self.tokenizer = tokenizer
         self.max_length = max_length
+        # A head that also reads the texts' TF-IDF rows (ml/training/blend.py) gets them as
+        # ``features``, computed from the whole text like training's.
+        self.tfidf = tfidf
 
     def __call__(self, inputs: Sequence[object]) -> dict[str, np.ndarray]:
+        texts = _texts(inputs)
         encoded = self.tokenizer(
-            _texts(inputs),
+            texts,
             padding="longest",
             truncation=True,
             max_length=self.max_length,
             return_tensors="np",
         )
-        return {name: np.asarray(value, dtype=np.int64) for name, value in encoded.items()}
+        batch = {name: np.asarray(value, dtype=np.int64) for name, value in encoded.items()}
+        if self.tfidf is not None:
+            batch[FEATURES_INPUT] = tfidf_rows(self.tfidf, texts)
+        return batch
 
 
 class TfidfPreprocessor:

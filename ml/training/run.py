@@ -27,6 +27,7 @@ from ml.datasets.inputs import InputStats
 from ml.datasets.store import StoredDataset
 from ml.device import configure_threads, pick_device
 from ml.tasks import Fitted, ProbeFit, Task
+from ml.training.blend import Blend, choose_blend
 from ml.training.choice import decide
 from ml.training.data import CachedInputs, build_loader, prepare_inputs
 from ml.training.examples import JobData, load_job_data
@@ -334,6 +335,52 @@ def _classical(job: _Job) -> _Classical:
     return _Classical(featurizer, probe)
 
 
+def _probe_with_tfidf(
+    job: _Job, probe: _Probe, classical: _Classical | None
+) -> tuple[_Probe, Blend] | None:
+    """auto, texts: the probe's and the TF-IDF model's outputs blended, the share chosen on
+    the training rows' out-of-fold outputs (ml/training/blend.py), like the probe's L2. None
+    when there is no TF-IDF model or the probe alone won there."""
+    if classical is None or classical.featurizer.kind != "tfidf":
+        return None
+    task = job.data.task
+    train_rows = np.setdiff1d(np.arange(len(probe.targets)), probe.val_rows)
+    blend = choose_blend(
+        task, probe.fit, classical.probe.fit, probe.targets, train_rows, job.fitted
+    )
+    headline = task.headline
+    if blend.share == 1.0:
+        job.hooks.event(
+            "info",
+            "linear probe: TF-IDF beside the features did not help out of fold; kept without",
+            data={"tfidf_shares": blend.tried},
+        )
+        return None
+    oof, val = blend.fit.oof.float().cpu(), probe.val_rows
+    val_summary = task.summarize(oof[val], probe.targets[val], job.fitted)
+    summary = task.summarize(oof, probe.targets, job.fitted)
+    job.hooks.event(
+        "info",
+        f"linear probe beside TF-IDF (weighted {blend.describe()}): {headline} "
+        f"{summary[headline]:.4f} out of fold",
+        type="metrics",
+        data={
+            "epoch": 0, "method": "linear_probe", "tfidf_share": blend.share,
+            "tfidf_shares": blend.tried, **summary,
+        },
+    )  # fmt: skip
+    return _Probe(blend.fit, probe.targets, val, val_summary, summary), blend
+
+
+def _tfidf_model(job: _Job, featurizer: ClassicalFeaturizer) -> torch.nn.Module:
+    """The probe's encoder under a head that also reads the TF-IDF rows."""
+    text_model = job.model
+    assert isinstance(text_model, MeanPooledClassifier)
+    return MeanPooledClassifier(
+        text_model.encoder, len(job.labels), text_model.layers, featurizer.num_features
+    )
+
+
 def _timm_model(model: torch.nn.Module) -> torch.nn.Module:
     return model.backbone if isinstance(model, MultiDepthClassifier) else model
 
@@ -443,7 +490,7 @@ class _Tuning:
 
 
 def _fine_tuning_budget(job: _Job, clock: Budget) -> Budget:
-    """auto's fine-tuning budget from now: the client's seconds, else 2.5 times what the
+    """auto's fine-tuning budget from now: the client's seconds, else twice what the
     job has taken so far (loading, the classical model and the probe), so that the whole job
     stays within about four times a frozen-features model."""
     if given(job.spec.hyperparameters, "time_budget_seconds"):
@@ -548,23 +595,35 @@ def run_training(spec: TrainSpec, hooks: TrainHooks) -> TrainOutcome:
         )
     started = clock.spent()
     probe = _linear_probe(job)
+    # auto, texts: the probe may read TF-IDF beside its features; `probe` stays the head
+    # fine-tuning starts from, `scored` is the probe auto compares and serves.
+    tfidf = _probe_with_tfidf(job, probe, classical)
+    scored = probe if tfidf is None else tfidf[0]
+    description = f"a linear model on frozen {spec.backbone.id} features"
+    if tfidf is not None:
+        description += (
+            f" beside TF-IDF (outputs weighted {tfidf[1].describe()}, the share chosen out of "
+            "fold on the training rows)"
+        )
     candidates.append(
         Candidate(
             "linear_probe",
-            f"a linear model on frozen {spec.backbone.id} features",
-            probe.val_summary,
+            description,
+            scored.val_summary,
             # The backbone's loading and the first decode belong to the probe's cost.
             round(clock.spent(), 2) if classical is None else round(clock.spent() - started, 2),
         )
     )
     resolved = job.hp | {"probe_l2": probe.fit.l2}
+    if tfidf is not None:
+        resolved["probe_tfidf_share"] = tfidf[1].share
     probe_preprocessing = dict(job.preprocessing)
     noise = 0.0
     if spec.method == "auto":
         # How far apart two equally good models land on these validation rows.
-        oof = probe.fit.oof.float().cpu()
+        oof = scored.fit.oof.float().cpu()
         noise = validation_noise(
-            task, oof[probe.val_rows], probe.targets[probe.val_rows], job.fitted, spec.seed
+            task, oof[scored.val_rows], scored.targets[scored.val_rows], job.fitted, spec.seed
         )
     tuning = _search_fine_tuning(job, resolved, probe, candidates, clock, noise)
     tuned = tuning.result if tuning else None
@@ -590,8 +649,9 @@ def run_training(spec: TrainSpec, hooks: TrainHooks) -> TrainOutcome:
     else:
         # A kept probe serves the head refitted on every example; its held-out outputs are
         # the out-of-fold ones.
-        chosen = classical.probe if method == "classical" and classical else probe
+        chosen = scored
         if method == "classical" and classical is not None:
+            chosen = classical.probe
             model = classical.featurizer.build_model(len(job.labels))
             preprocessing = classical.featurizer.preprocessing()
             library, files = "classical", classical.featurizer.artifact_files()
@@ -601,6 +661,10 @@ def run_training(spec: TrainSpec, hooks: TrainHooks) -> TrainOutcome:
                     _set_input_size(job.model, probe_preprocessing["input_size"][-1])
                 job.model.load_state_dict(tuning.probe_weights)
             preprocessing = probe_preprocessing
+            if tfidf is not None and classical is not None:
+                model = _tfidf_model(job, classical.featurizer)
+                preprocessing = preprocessing | {"tfidf": classical.featurizer.preprocessing()}
+                files = classical.featurizer.artifact_files()
         install_head(model, chosen.fit.weight, chosen.fit.bias)
         held_out, truth = chosen.fit.oof.float().cpu(), chosen.targets.cpu()
         evaluated_on = {"split": "out_of_fold", "examples": len(truth), "folds": chosen.fit.folds}
@@ -610,7 +674,7 @@ def run_training(spec: TrainSpec, hooks: TrainHooks) -> TrainOutcome:
         "num_train": len(job.data.train_rows),
         "num_val": len(job.data.val_rows),
         "evaluated_on": evaluated_on,
-        "linear_probe": probe.val_summary | {"l2": probe.fit.l2, "folds": probe.fit.folds},
+        "linear_probe": scored.val_summary | {"l2": probe.fit.l2, "folds": probe.fit.folds},
         "epochs": tuned.history if tuned else [],
         "candidates": [c.public() for c in candidates],
         "plan": job.plan.to_public(),

@@ -12,6 +12,11 @@ feature-based use of BERT's last four layers, Devlin et al. 2019, section 5.3). 
 benchmark's tweets, a cross-validated logistic regression on MiniLM-L6's last four layers
 scored 0.673 test accuracy against 0.652 on the last layer alone (bench/RESULTS.md).
 
+A head may also read the TF-IDF rows of the same texts beside the pooled states
+(``extra_features`` columns, the ``features`` input): `auto`'s probe with TF-IDF
+(ml/training/blend.py), one linear layer whose logits are the probe's and the TF-IDF model's
+blended.
+
 The module is called like a transformers classifier (token tensors by name in, an output with
 `.logits` out) and keeps the encoder's `config` (labels included), so the serving and ONNX
 code treat it like one.
@@ -28,7 +33,13 @@ POOLED_LAYERS = 4
 
 
 class MeanPooledClassifier(torch.nn.Module):
-    def __init__(self, encoder: PreTrainedModel, num_labels: int, layers: int = 1) -> None:
+    def __init__(
+        self,
+        encoder: PreTrainedModel,
+        num_labels: int,
+        layers: int = 1,
+        extra_features: int = 0,
+    ) -> None:
         super().__init__()
         self.encoder = encoder
         config = encoder.config
@@ -36,7 +47,9 @@ class MeanPooledClassifier(torch.nn.Module):
         self.layers = max(1, min(layers, int(getattr(config, "num_hidden_layers", layers))))
         dropout = getattr(config, "hidden_dropout_prob", None) or 0.1
         self.dropout = torch.nn.Dropout(dropout)
-        self.classifier = torch.nn.Linear(config.hidden_size * self.layers, num_labels)
+        self.extra_features = extra_features
+        width = config.hidden_size * self.layers + extra_features
+        self.classifier = torch.nn.Linear(width, num_labels)
 
     @property
     def config(self) -> PretrainedConfig:
@@ -52,6 +65,7 @@ class MeanPooledClassifier(torch.nn.Module):
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
         token_type_ids: torch.Tensor | None = None,
+        features: torch.Tensor | None = None,
     ) -> SequenceClassifierOutput:
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
@@ -68,4 +82,9 @@ class MeanPooledClassifier(torch.nn.Module):
         mask = attention_mask.unsqueeze(-1).to(layers[-1].dtype)
         count = mask.sum(dim=1).clamp_min(1.0)
         pooled = torch.cat([(states * mask).sum(dim=1) / count for states in layers], dim=-1)
-        return SequenceClassifierOutput(logits=self.classifier(self.dropout(pooled)))
+        pooled = self.dropout(pooled)
+        if self.extra_features:
+            if features is None or features.shape[-1] != self.extra_features:
+                raise ValueError(f"this head also reads {self.extra_features} TF-IDF features")
+            pooled = torch.cat([pooled, features.to(pooled.dtype)], dim=-1)
+        return SequenceClassifierOutput(logits=self.classifier(pooled))

@@ -9,6 +9,7 @@ import csv
 import importlib.util
 import io
 import json
+import random
 import struct
 import zipfile
 import zlib
@@ -120,6 +121,37 @@ def tweets_csv(
         writer.writerow(["id", text_column, label_column])
         writer.writerows((i, text, label) for i, (text, label) in enumerate(pairs))
     return dict(Counter(label for _, label in pairs))
+
+
+_FILLER = ["the", "a", "today", "really", "we", "some", "new", "about", "very", "my"]
+
+
+def two_view_texts(per_class: int, seed: int = 0) -> list[tuple[str, str]]:
+    """(text, label) for two labels, each text carrying its label one way: half by the order
+    of two words (a bigram TF-IDF reads, the same bag of tokens either way), half by word
+    stems with made-up endings new in every text (one-off words TF-IDF drops; the tokenizer
+    keeps the stems). Only a model reading both gets both halves right."""
+    rng = random.Random(seed)
+    rows = []
+    for label, pair, stem in (("east", "river stone", "sun"), ("west", "stone river", "moon")):
+        for i in range(per_class):
+            words = [rng.choice(_FILLER) for _ in range(rng.randint(3, 6))]
+            if i % 2:
+                words.insert(rng.randint(0, len(words)), pair)
+            else:
+                for _ in range(3):
+                    ending = "".join(rng.choice("qxzjkvw") for _ in range(5))
+                    words.insert(rng.randint(0, len(words)), stem + ending)
+            rows.append((" ".join(words), label))
+    return rows
+
+
+def two_view_csv(path: Path, per_class: int, seed: int = 0) -> Path:
+    with path.open("w", encoding="utf-8", newline="") as stream:
+        writer = csv.writer(stream)
+        writer.writerow(["text", "label"])
+        writer.writerows(two_view_texts(per_class, seed))
+    return path
 
 
 def tweets_jsonl(

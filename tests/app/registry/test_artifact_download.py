@@ -8,6 +8,7 @@ from __future__ import annotations
 import ast
 import base64
 import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -21,11 +22,12 @@ import httpx
 import pytest
 
 from app.models import ModelVersion, RegisteredModel
+from ml.backbones.testing import TINY_TEXT_ID
 from ml.inference.onnx_export import ONNX_FILES
-from tests.app.inference.conftest import Trained, api_server, image_model, text_model
+from tests.app.inference.conftest import Trained, api_server, image_model, text_model, train
 from tests.app.jobs.flows import problem
 from tests.conftest import Stack
-from tests.factories.uploads import image_bytes
+from tests.factories.uploads import image_bytes, two_view_csv
 from tests.support.api_process import ApiProcess
 from tests.support.db import stack_session
 from tests.support.docs import readme_python
@@ -249,5 +251,30 @@ def test_plain_transformers_and_the_readme_lines_give_the_served_probabilities(
     plain = run_readme_lines(TRANSFORMERS_README, downloaded)
     assert [ast.literal_eval(text) for text, _ in plain] == README_TEXTS
     served = served_scores(api_server, stack, text_model, README_TEXTS)
+    for (_, probs), answer in zip(plain, served, strict=True):
+        assert_same(probs, answer)
+
+
+@pytest.fixture(scope="module")
+def tfidf_model(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Trained:
+    """A text version `auto` kept as the probe beside TF-IDF (two-view texts: each half of
+    them tells its label only to one of the two)."""
+    path = two_view_csv(tmp_path_factory.mktemp("txt") / "two-view.csv", 40)
+    hyperparameters = {"epochs": 1, "batch_size": 16}
+    trained = train(stack, path, "text_classification", TINY_TEXT_ID, "two-view",
+                    method="auto", hyperparameters=hyperparameters)  # fmt: skip
+    config = json.loads((trained.artifact_dir(stack) / "config.json").read_text())
+    assert config["preprocessing"]["tfidf"]["num_features"] > 0, config["method_reason"]
+    return trained
+
+
+def test_the_readme_lines_give_a_tfidf_blends_served_probabilities(
+    stack: Stack, api_server: ApiProcess, tfidf_model: Trained, tmp_path: Path
+) -> None:
+    download(api_server, stack, tfidf_model, tmp_path / "two-view.zip")
+    sums = extract(tmp_path / "two-view.zip", tmp_path / "tweets")  # the README's folder name
+    assert {"tfidf/vocabulary.json", "tfidf/idf.safetensors"} <= set(sums)
+    plain = run_readme_lines(TRANSFORMERS_README, tmp_path)
+    served = served_scores(api_server, stack, tfidf_model, README_TEXTS)
     for (_, probs), answer in zip(plain, served, strict=True):
         assert_same(probs, answer)

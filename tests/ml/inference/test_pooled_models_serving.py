@@ -1,14 +1,17 @@
 """The models the trainer writes (an image head over several depths and the raw pixels, a text
-head over several layers) export to ONNX and serve the answers eager torch gives."""
+head over several layers, with or without TF-IDF rows beside them) export to ONNX and serve the
+answers eager torch gives."""
 
 from pathlib import Path
 
+import numpy as np
 import timm
 import torch
 from timm.data import resolve_data_config
 from transformers import AutoModel
 
-from ml.artifacts import save_artifact
+from ml.artifacts import load_artifact, save_artifact
+from ml.classical.tfidf import fit_vectorizer, preprocessing_of, vectorizer_files
 from ml.inference import load_predictor, prepare_serving
 from ml.training.image_classifier import POOLED_STAGES, MultiDepthClassifier
 from ml.training.text_classifier import POOLING, MeanPooledClassifier
@@ -85,3 +88,29 @@ def test_a_text_model_pooling_several_layers_serves_through_onnx(tmp_path: Path)
     config = _classifier_config("text", described, {"max_length": TEXT_MAX_LENGTH})
     save_artifact(tmp_path / "v1", model, config, tokenizer)
     _check_onnx_serves_like_torch(tmp_path / "v1", texts(12))
+
+
+def test_a_text_model_reading_tfidf_beside_its_layers_serves_through_onnx(
+    tmp_path: Path,
+) -> None:
+    tokenizer = minilm_tokenizer()
+    vectorizer = fit_vectorizer(texts(40))
+    tfidf = preprocessing_of(vectorizer)
+    torch.manual_seed(0)
+    encoder = AutoModel.from_config(tiny_bert_config(tokenizer.vocab_size, len(LABELS)))
+    model = MeanPooledClassifier(encoder, len(LABELS), 2, tfidf["num_features"]).eval()
+    _spread(model.classifier)
+    described = {"id": "tiny-bert", "arch": "bert", "pooling": POOLING, "layers": 2}
+    preprocessing = {"max_length": TEXT_MAX_LENGTH, "tfidf": tfidf}
+    config = _classifier_config("text", described, preprocessing)
+    save_artifact(tmp_path / "v1", model, config, tokenizer, files=vectorizer_files(vectorizer))
+    loaded = load_artifact(tmp_path / "v1").model
+    assert isinstance(loaded, MeanPooledClassifier)
+    assert loaded.extra_features == tfidf["num_features"] > 0
+    _check_onnx_serves_like_torch(tmp_path / "v1", texts(12))
+    # The TF-IDF columns take part: the same texts without them answer otherwise.
+    predictor = load_predictor(tmp_path / "v1", runtime="torch")
+    batch = predictor.preprocess(texts(12))
+    assert batch["features"].shape == (12, tfidf["num_features"])
+    blank = batch | {"features": batch["features"] * 0}
+    assert not np.allclose(predictor.forward(batch), predictor.forward(blank))
