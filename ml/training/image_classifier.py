@@ -40,6 +40,11 @@ class MultiDepthClassifier(torch.nn.Module):
         width += 3 * pixel_side**2
         self.classifier = torch.nn.Linear(width, num_classes)
 
+    def head_config(self) -> dict[str, int]:
+        """What the head reads, for the artifact's backbone block (load_artifact reads it)."""
+        pixels = {"pixel_side": self.pixel_side} if self.pixel_side else {}
+        return {"stages": self.stages} | pixels
+
     def get_classifier(self) -> torch.nn.Linear:
         return self.classifier
 

@@ -35,11 +35,10 @@ class TrainOutcome:
     # timm create_model arguments the trained model needs beyond the backbone's own: a ViT
     # fine-tuned at another size than its pretraining's has {"img_size": size}.
     model_kwargs: dict[str, Any] = field(default_factory=dict)
-    # A text model's mean-pooled encoder layers (ml/training/text_classifier.py), an image
-    # model's pooled stages besides its pre-logits (ml/training/image_classifier.py).
-    pooled_layers: int = 1
-    pooled_stages: int = 0
-    pixel_side: int = 0  # an image model's raw-pixel grid beside them (0: none)
+    # What the model's head reads, for the artifact's backbone block: a text model's pooling
+    # and layers (ml/training/text_classifier.py), an image model's stages and pixel grid
+    # (ml/training/image_classifier.py); empty for a plain timm classifier.
+    head: dict[str, Any] = field(default_factory=dict)
 
     def artifact_config(self, backbone: BackboneSpec, versions: dict[str, str]) -> dict[str, Any]:
         """config.json of the model artifact (docs/architecture.md)."""
@@ -60,13 +59,9 @@ class TrainOutcome:
                 random_init = backbone.source == "random"
                 options = backbone.options.get("kwargs", {})
                 described["kwargs"] = (dict(options) if random_init else {}) | self.model_kwargs
-                if self.pooled_stages:
-                    described["stages"] = self.pooled_stages
-                if self.pixel_side:
-                    described["pixel_side"] = self.pixel_side
             else:
                 described["pooling"] = POOLING
-                described["layers"] = self.pooled_layers
+            described |= self.head
         return {
             "format": "hone.model/1",
             "task": self.task,

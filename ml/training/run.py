@@ -301,6 +301,15 @@ def _linear_probe(job: _Job) -> _Probe:
     mark_first_step(job.hooks)
     probe = _cross_fit(job, features, val_features)
     fit = probe.fit
+    if fit.details.get("class_weights") == "none" and job.fitted.class_weights is not None:
+        # The probe chose by cross-validation; fine-tuning from its head keeps its loss.
+        job.fitted.class_weights = None
+        job.hooks.event(
+            "info",
+            "the linear probe scored better out of fold without class weights; "
+            "the labels are not weighted",
+            data={"class_weight_scores": fit.details["class_weight_scores"]},
+        )
     install_head(job.model, fit.train_weight, fit.train_bias)
     headline = data.task.headline
     job.hooks.event(
@@ -572,6 +581,10 @@ def _search_fine_tuning(
     return _Tuning(result, probe_weights)
 
 
+# The trainer's own model wrappers: each says what its head reads, for the artifact.
+_DESCRIBED_HEADS = (MeanPooledClassifier, MultiDepthClassifier)
+
+
 def run_training(spec: TrainSpec, hooks: TrainHooks) -> TrainOutcome:
     """Train spec's job to the end, or raise TrainingStopped when hooks ask it to stop.
 
@@ -697,7 +710,5 @@ def run_training(spec: TrainSpec, hooks: TrainHooks) -> TrainOutcome:
         library=library,
         artifact_files=files,
         model_kwargs=_size_kwargs(model, preprocessing),
-        pooled_layers=model.layers if isinstance(model, MeanPooledClassifier) else 1,
-        pooled_stages=model.stages if isinstance(model, MultiDepthClassifier) else 0,
-        pixel_side=model.pixel_side if isinstance(model, MultiDepthClassifier) else 0,
+        head=model.head_config() if isinstance(model, _DESCRIBED_HEADS) else {},
     )

@@ -56,6 +56,11 @@ class MeanPooledClassifier(torch.nn.Module):
         config: PretrainedConfig = self.encoder.config
         return config
 
+    def head_config(self) -> dict[str, str | int]:
+        """What the head reads, for the artifact's backbone block (load_artifact reads it; the
+        TF-IDF columns are described by the preprocessing block, which computes them)."""
+        return {"pooling": POOLING, "layers": self.layers}
+
     def get_classifier(self) -> torch.nn.Linear:
         """timm's name for the output layer; the linear probe trains this one."""
         return self.classifier

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from ml.datasets.store import Example, StoredDataset
+from ml.tasks import ProbeFit
 from ml.tasks.classification.calibration import probabilities
 from ml.tasks.classification.metrics import best_thresholds
 from ml.tasks.classification.training import ClassificationTraining
@@ -129,3 +130,53 @@ def test_multilabel_thresholds_are_chosen_on_the_calibrated_probabilities() -> N
     assert config["thresholds"] == pytest.approx(expected)
     assert config["multilabel"] is True and "micro_f1" in metrics
     assert sum(b["count"] for b in metrics["reliability"]["after"]) == 1200
+
+
+def _overlapping(counts: Sequence[int], shift: float, noise_dims: int, seed: int) -> tuple:
+    """Gaussian features whose first dimension moves with the label; the rest is noise."""
+    rng = np.random.default_rng(seed)
+    y = np.concatenate([np.full(count, k) for k, count in enumerate(counts)])
+    x = rng.normal(size=(len(y), 1 + noise_dims))
+    x[:, 0] += shift * y
+    return torch.from_numpy(x).float(), torch.from_numpy(y)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_probe_keeps_class_weights_only_when_they_score_better_out_of_fold(
+    seed: int,
+) -> None:
+    features, targets = _overlapping((60, 40, 20), 0.7, 10, seed)
+    fitted = TASK.fit_targets(targets, ["a", "b", "c"])
+    assert fitted.class_weights is not None
+    rows = np.arange(len(targets))
+    chosen = TASK.probe(features, targets, rows, fitted, seed=0)
+
+    # The same probe with the weights given, and without: the kept one scores at least as well.
+    without = TASK.fit_targets(targets, ["a", "b", "c"])
+    without.class_weights = None
+    plain = TASK.probe(features, targets, rows, without, seed=0)
+    assert "class_weights" not in plain.details  # nothing to choose on unweighted targets
+
+    def pooled(fit: ProbeFit) -> tuple:
+        return tuple(TASK.score(TASK.summarize(fit.oof, targets, fitted)))
+
+    scores = chosen.details["class_weight_scores"]
+    assert scores["none"] == pytest.approx(list(pooled(plain)))
+    kept = chosen.details["class_weights"]
+    if kept == "none":
+        assert tuple(scores["none"]) > tuple(scores["inverse_frequency"])
+        torch.testing.assert_close(chosen.oof, plain.oof)
+    else:
+        assert kept == "inverse_frequency"
+        assert tuple(scores["inverse_frequency"]) >= tuple(scores["none"])
+        assert not torch.allclose(chosen.oof, plain.oof)
+
+
+def test_class_weights_stay_where_the_rare_label_needs_them() -> None:
+    # 90 against 10 with overlapping features: unweighted, the probe all but ignores the rare
+    # label; weighted, it finds it, and macro-F1 says so.
+    for seed in range(3):
+        features, targets = _overlapping((90, 10), 1.0, 0, seed)
+        fitted = TASK.fit_targets(targets, ["common", "rare"])
+        fit = TASK.probe(features, targets, np.arange(100), fitted, seed=0)
+        assert fit.details["class_weights"] == "inverse_frequency"
