@@ -50,7 +50,7 @@ from ml.training.search import (
     validation_noise,
 )
 from ml.training.sizing import (
-    BUDGET_TIMES_PROBE,
+    JOB_TIMES_PROBE,
     MIN_BUDGET_SECONDS,
     image_crop_pct,
     pixel_side,
@@ -498,14 +498,16 @@ class _Tuning:
     probe_weights: dict[str, torch.Tensor]  # the model before tuning: where a kept probe returns
 
 
-def _fine_tuning_budget(job: _Job, clock: Budget) -> Budget:
-    """auto's fine-tuning budget from now: the client's seconds, else twice what the
-    job has taken so far (loading, the classical model and the probe), so that the whole job
-    stays within about four times a frozen-features model."""
+def _fine_tuning_budget(job: _Job, clock: Budget, probe_seconds: float) -> Budget:
+    """auto's fine-tuning budget from now: the client's seconds, else what is left of
+    JOB_TIMES_PROBE times the probe's measured cost once the job's time so far (loading, the
+    classical model, the probe) is spent, so that the whole job stays within about four
+    times a frozen-features model; never under MIN_BUDGET_SECONDS."""
     if given(job.spec.hyperparameters, "time_budget_seconds"):
         seconds = float(job.hp["time_budget_seconds"])
     else:
-        seconds = max(MIN_BUDGET_SECONDS, round(BUDGET_TIMES_PROBE * clock.spent(), 1))
+        left = JOB_TIMES_PROBE * probe_seconds - clock.spent()
+        seconds = max(MIN_BUDGET_SECONDS, round(left, 1))
     job.hp["time_budget_seconds"] = seconds
     job.hooks.event(
         "info",
@@ -550,7 +552,8 @@ def _search_fine_tuning(
     candidates.append(candidate)
     abandon = budget = None
     if method == "auto":
-        budget = _fine_tuning_budget(job, clock)
+        probe_seconds = next(c.seconds for c in candidates if c.name == "linear_probe")
+        budget = _fine_tuning_budget(job, clock, probe_seconds)
         skip = None
         epoch = _first_epoch_estimate(job)
         if task.perfect(best.validation):
