@@ -50,8 +50,7 @@ from ml.training.search import (
     validation_noise,
 )
 from ml.training.sizing import (
-    JOB_TIMES_PROBE,
-    MIN_BUDGET_SECONDS,
+    fine_tuning_budget,
     image_crop_pct,
     pixel_side,
 )
@@ -499,15 +498,14 @@ class _Tuning:
 
 
 def _fine_tuning_budget(job: _Job, clock: Budget, probe_seconds: float) -> Budget:
-    """auto's fine-tuning budget from now: the client's seconds, else what is left of
-    JOB_TIMES_PROBE times the probe's measured cost once the job's time so far (loading, the
-    classical model, the probe) is spent, so that the whole job stays within about four
-    times a frozen-features model; never under MIN_BUDGET_SECONDS."""
+    """auto's fine-tuning budget from now: the client's seconds, else what is left of three
+    times the probe's measured cost once the job's time so far (loading, the classical model,
+    the probe) is spent (ml/training/sizing.py), so that the whole job stays within about
+    four times a frozen-features model."""
     if given(job.spec.hyperparameters, "time_budget_seconds"):
         seconds = float(job.hp["time_budget_seconds"])
     else:
-        left = JOB_TIMES_PROBE * probe_seconds - clock.spent()
-        seconds = max(MIN_BUDGET_SECONDS, round(left, 1))
+        seconds = fine_tuning_budget(probe_seconds, clock.spent())
     job.hp["time_budget_seconds"] = seconds
     job.hooks.event(
         "info",

@@ -88,6 +88,12 @@ def tuning_max_length(stats: InputStats, backbone: BackboneSpec) -> int:
     return max(min(_MIN_MAX_LENGTH, cap), min(cap, wanted))
 
 
+def fine_tuning_budget(probe_seconds: float, spent_seconds: float) -> float:
+    """auto's fine-tuning seconds once the job has spent ``spent_seconds``, of which the probe
+    (its features and fit) took ``probe_seconds``."""
+    return max(MIN_BUDGET_SECONDS, round(JOB_TIMES_PROBE * probe_seconds - spent_seconds, 1))
+
+
 def auto_time_budget(
     backbone: BackboneSpec, num_examples: int, probe_size: int, device: str
 ) -> int:

@@ -2,11 +2,13 @@
 
 from dataclasses import replace
 
+import pytest
+
 from ml.backbones.catalog import load_catalog
 from ml.datasets.inputs import InputStats, input_stats
 from ml.datasets.records import Candidate
 from ml.training.hparams import resolve_hyperparameters
-from ml.training.sizing import MIN_BUDGET_SECONDS
+from ml.training.sizing import MIN_BUDGET_SECONDS, fine_tuning_budget
 
 CATALOG = load_catalog()
 LITE0, MINILM, BERT = (
@@ -76,3 +78,12 @@ def test_input_stats_measure_the_median_side_and_the_long_texts() -> None:
     assert input_stats([Candidate("a", ("x",), "k", text="Don't stop!")]).text_tokens_p95 == 5
     assert InputStats.from_dict(InputStats(image_min_side=28).to_dict()) == InputStats(28)
     assert InputStats.from_dict({"image_min_side": "28", "other": 1}) == InputStats()
+
+
+def test_the_fine_tuning_budget_is_what_is_left_of_three_times_the_probes_cost() -> None:
+    # The benchmark's tweets: the classical model and the probe took 14.4 s, the probe 8.5 s.
+    assert fine_tuning_budget(8.5, 14.4) == pytest.approx(3 * 8.5 - 14.4)
+    assert fine_tuning_budget(47.7, 54.0) == pytest.approx(3 * 47.7 - 54.0)  # Fashion-MNIST
+    # A job of a few seconds still gets the floor; one that already spent it all too.
+    assert fine_tuning_budget(0.5, 1.0) == MIN_BUDGET_SECONDS
+    assert fine_tuning_budget(5.0, 30.0) == MIN_BUDGET_SECONDS
