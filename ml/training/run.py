@@ -328,6 +328,7 @@ def _linear_probe(job: _Job) -> _Probe:
 class _Classical:
     featurizer: ClassicalFeaturizer
     probe: _Probe
+    class_weights: list[float] | None  # what its loss weighed the labels by (its own choice)
 
 
 def _classical(job: _Job) -> _Classical:
@@ -340,7 +341,8 @@ def _classical(job: _Job) -> _Classical:
     features = featurizer.features(data.train_set)
     val_features = featurizer.features(data.val_set) if data.separate_validation else None
     probe = _cross_fit(job, features, val_features, scale=featurizer.scale_features)
-    return _Classical(featurizer, probe)
+    unweighted = probe.fit.details.get("class_weights") == "none"
+    return _Classical(featurizer, probe, None if unweighted else job.fitted.class_weights)
 
 
 def _probe_with_tfidf(
@@ -704,7 +706,11 @@ def run_training(spec: TrainSpec, hooks: TrainHooks) -> TrainOutcome:
         hyperparameters=resolved,
         method=method,
         method_reason=reason,
-        class_weights=job.fitted.class_weights,
+        class_weights=(
+            classical.class_weights
+            if method == "classical" and classical is not None
+            else job.fitted.class_weights
+        ),
         preprocessing=preprocessing,
         backbone_weights_sha256=job.weights_sha256,
         resumed_from_step=tuned.resumed_from_step if tuned else None,
