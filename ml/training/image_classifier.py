@@ -55,10 +55,31 @@ class MultiDepthClassifier(torch.nn.Module):
         head = self.backbone.forward_head(final, pre_logits=True)  # type: ignore[operator]
         features = [stage.mean(dim=(2, 3)) for stage in stages] + [head]
         if self.pixel_side:
-            grid = torch.nn.functional.adaptive_avg_pool2d(pixels, self.pixel_side)
-            features.append(grid.flatten(1))
+            features.append(average_grid(pixels, self.pixel_side).flatten(1))
         return torch.cat(features, dim=-1)
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         logits: torch.Tensor = self.classifier(self.pooled(pixels))
         return logits
+
+
+def average_grid(pixels: torch.Tensor, side: int) -> torch.Tensor:
+    """``adaptive_avg_pool2d(pixels, side)``, as products with its averaging matrices where
+    ``side`` does not divide the input's sides: torch's ONNX exporter refuses that pooling
+    ("output size that are not factor of input size"), and a model fine-tuned at another size
+    than its probe's (64 px for a 28-px grid) has such an input. The bins are the pooling's
+    own (rows floor(i n / side) to ceil((i + 1) n / side)), so the values are the same."""
+    height, width = (int(n) for n in pixels.shape[-2:])
+    if height % side == 0 and width % side == 0:
+        return torch.nn.functional.adaptive_avg_pool2d(pixels, side)
+    rows, columns = _bins(height, side, pixels), _bins(width, side, pixels)
+    return rows @ pixels @ columns.T
+
+
+def _bins(size: int, side: int, like: torch.Tensor) -> torch.Tensor:
+    """[side, size]: row i averages the inputs adaptive pooling puts in output i."""
+    matrix = torch.zeros(side, size, dtype=like.dtype, device=like.device)
+    for i in range(side):
+        start, end = (i * size) // side, -(-((i + 1) * size) // side)
+        matrix[i, start:end] = 1.0 / (end - start)
+    return matrix

@@ -5,6 +5,7 @@ answers eager torch gives."""
 from pathlib import Path
 
 import numpy as np
+import pytest
 import timm
 import torch
 from timm.data import resolve_data_config
@@ -13,7 +14,7 @@ from transformers import AutoModel
 from ml.artifacts import load_artifact, save_artifact
 from ml.classical.tfidf import fit_vectorizer, preprocessing_of, vectorizer_files
 from ml.inference import load_predictor, prepare_serving
-from ml.training.image_classifier import POOLED_STAGES, MultiDepthClassifier
+from ml.training.image_classifier import POOLED_STAGES, MultiDepthClassifier, average_grid
 from ml.training.text_classifier import POOLING, MeanPooledClassifier
 from tests.ml.inference.builders import (
     IMAGE_SIZE,
@@ -60,10 +61,21 @@ def _check_onnx_serves_like_torch(artifact: Path, inputs: list) -> None:
     assert served.forward(served.preprocess(inputs)).argmax(axis=1).tolist() == labels
 
 
-def test_a_multi_depth_image_model_serves_through_onnx(tmp_path: Path) -> None:
+def test_the_pixel_grid_is_adaptive_pooling_whether_or_not_its_side_divides_the_input() -> None:
+    torch.manual_seed(0)
+    for size, side in [(64, 28), (224, 28), (30, 7), (32, 8)]:
+        pixels = torch.randn(2, 3, size, size)
+        expected = torch.nn.functional.adaptive_avg_pool2d(pixels, side)
+        torch.testing.assert_close(average_grid(pixels, side), expected)
+
+
+# 8 divides the 32-px input; 7 does not (as a 28-px grid in a model fine-tuned at 64 px), which
+# torch's ONNX exporter refuses for adaptive pooling itself.
+@pytest.mark.parametrize("side", [8, 7])
+def test_a_multi_depth_image_model_serves_through_onnx(side: int, tmp_path: Path) -> None:
     torch.manual_seed(0)
     backbone = timm.create_model("test_efficientnet", num_classes=0)
-    model = MultiDepthClassifier(backbone, len(LABELS), POOLED_STAGES, pixel_side=8).eval()
+    model = MultiDepthClassifier(backbone, len(LABELS), POOLED_STAGES, pixel_side=side).eval()
     _spread(model.classifier)
     data_config = resolve_data_config({}, model=backbone)
     data_config["input_size"] = [3, IMAGE_SIZE, IMAGE_SIZE]
@@ -72,7 +84,7 @@ def test_a_multi_depth_image_model_serves_through_onnx(tmp_path: Path) -> None:
         "id": "tiny",
         "arch": "test_efficientnet",
         "stages": POOLED_STAGES,
-        "pixel_side": 8,
+        "pixel_side": side,
     }
     save_artifact(tmp_path / "v1", model, _classifier_config("image", described, preprocessing))
     _check_onnx_serves_like_torch(tmp_path / "v1", [image_bytes(i) for i in range(12)])
