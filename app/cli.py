@@ -9,8 +9,12 @@ import signal
 import subprocess
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from app.config import InvalidSettings, Settings, load_settings
+
+if TYPE_CHECKING:
+    from app.models import ApiKey
 
 # The user commands: HTTP clients of a running API (hone/cli/), not server processes.
 USER_COMMANDS = {
@@ -47,6 +51,10 @@ def build_parser() -> argparse.ArgumentParser:
     create = keys_sub.add_parser("create", help="create a key for a project (shown once)")
     create.add_argument("--project", required=True, help="project name (created if missing)")
     create.add_argument("--name", default="", help="a label for the key")
+    listed = keys_sub.add_parser("list", help="list keys (ids, projects, labels; never secrets)")
+    listed.add_argument("--project", default=None, help="only this project's keys")
+    revoke = keys_sub.add_parser("revoke", help="revoke a key by its id (from `hone keys list`)")
+    revoke.add_argument("key_id", help="the key's id, e.g. key_...")
     # Listed here for `hone --help`; parsed by hone.cli, which talks to a running API.
     for command, what in USER_COMMANDS.items():
         sub.add_parser(command, help=what, add_help=False)
@@ -95,15 +103,37 @@ def _migrate(_args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _keys(args: argparse.Namespace, settings: Settings) -> int:
-    from app.auth.keys import create_key
+    from app.auth.keys import create_key, list_keys, revoke_key
     from app.db import make_engine, make_session_factory, transaction
 
     engine = make_engine(settings.sqlalchemy_url)
-    with transaction(make_session_factory(engine)) as session:
-        key = create_key(session, args.project, name=args.name)
-    engine.dispose()
-    print(key)
+    try:
+        with transaction(make_session_factory(engine)) as session:
+            if args.keys_command == "create":
+                print(create_key(session, args.project, name=args.name))
+            elif args.keys_command == "list":
+                for key, project in list_keys(session, args.project):
+                    print(_key_line(key, project))
+            else:
+                revoked = revoke_key(session, args.key_id)
+                if revoked is None:
+                    print(
+                        f"hone: no API key has the id {args.key_id!r}; "
+                        "`hone keys list` shows the ids.",
+                        file=sys.stderr,
+                    )
+                    return 2
+                print(f"{revoked.id} revoked at {revoked.revoked_at:%Y-%m-%d %H:%M:%S} UTC")
+    finally:
+        engine.dispose()
     return 0
+
+
+def _key_line(key: ApiKey, project: str) -> str:
+    """One `hone keys list` line: id, project, label, when made, whether it still works."""
+    state = f"revoked {key.revoked_at:%Y-%m-%d %H:%M}" if key.revoked_at else "active"
+    created = f"created {key.created_at:%Y-%m-%d %H:%M}"
+    return f"{key.id}  {project}  {key.name or '-'}  {created}  {state}"
 
 
 def _api(args: argparse.Namespace, settings: Settings) -> int:

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from app.auth.key_format import key_problem
 from app.models import ApiKey, Project
+from app.models.base import utcnow
 
 KEY_PREFIX = "hone_"
 _LOOKUP_LEN = 12
@@ -89,6 +90,25 @@ def authenticate(session: Session, key: str) -> Project | None:
     if not hmac.compare_digest(row.key_hash, key_digest(key)):
         return None
     return session.get(Project, row.project_id)
+
+
+def list_keys(session: Session, project_name: str | None = None) -> list[tuple[ApiKey, str]]:
+    """(key row, its project's name) of every key, or of one project's, oldest first."""
+    query = select(ApiKey, Project.name).join(Project, Project.id == ApiKey.project_id)
+    if project_name is not None:
+        query = query.where(Project.name == project_name)
+    rows = session.execute(query.order_by(ApiKey.created_at, ApiKey.id)).all()
+    return [(key, name) for key, name in rows]
+
+
+def revoke_key(session: Session, key_id: str) -> ApiKey | None:
+    """Mark the key with this id revoked (a key already revoked keeps its time); None if no
+    key has the id. The API refuses it within its ``auth_cache_seconds``."""
+    row = session.get(ApiKey, key_id)
+    if row is not None and row.revoked_at is None:
+        row.revoked_at = utcnow()
+        session.flush()
+    return row
 
 
 def has_any_key(session: Session) -> bool:
