@@ -44,8 +44,8 @@ def blended(first: ProbeFit, second: ProbeFit, share: float) -> ProbeFit:
     second's: each model's outputs divided by their spread (the out-of-fold outputs'
     standard deviation), weighed ``share`` : 1 - share, and brought back to the spread the
     two have between them. Without the spreads a model with small logits would count for
-    nothing: a TF-IDF head under strong L2 has logits a hundredth of the probe's and the same
-    answers (BBC News, bench/RESULTS.md)."""
+    nothing: on BBC News the TF-IDF head, under strong L2, had logits about 1/700 of the
+    probe's and answers as good (bench/RESULTS.md)."""
     spreads = [float(fit.oof.float().std().clamp_min(1e-12)) for fit in (first, second)]
     joint = share * spreads[0] + (1.0 - share) * spreads[1]
     a, b = joint * share / spreads[0], joint * (1.0 - share) / spreads[1]
