@@ -18,6 +18,8 @@ Training code finds the head through ``get_classifier()``, as with any timm mode
 input size is its ``backbone``'s.
 """
 
+import functools
+
 import torch
 
 POOLED_STAGES = 2
@@ -72,14 +74,15 @@ def average_grid(pixels: torch.Tensor, side: int) -> torch.Tensor:
     height, width = (int(n) for n in pixels.shape[-2:])
     if height % side == 0 and width % side == 0:
         return torch.nn.functional.adaptive_avg_pool2d(pixels, side)
-    rows, columns = _bins(height, side, pixels), _bins(width, side, pixels)
+    rows, columns = (_bins(n, side).to(pixels) for n in (height, width))
     return rows @ pixels @ columns.T
 
 
-def _bins(size: int, side: int, like: torch.Tensor) -> torch.Tensor:
-    """[side, size]: row i averages the inputs adaptive pooling puts in output i."""
-    matrix = torch.zeros(side, size, dtype=like.dtype, device=like.device)
-    for i in range(side):
-        start, end = (i * size) // side, -(-((i + 1) * size) // side)
-        matrix[i, start:end] = 1.0 / (end - start)
-    return matrix
+@functools.lru_cache(maxsize=16)
+def _bins(size: int, side: int) -> torch.Tensor:
+    """[side, size] (float32, CPU; read only): row i averages the inputs adaptive pooling puts
+    in output i. Cached: a model serves one input size, and forward passes reuse it."""
+    index, outputs = torch.arange(size), torch.arange(side)
+    starts, ends = (outputs * size) // side, -((-(outputs + 1) * size) // side)
+    inside = (index >= starts[:, None]) & (index < ends[:, None])
+    return inside.float() / (ends - starts)[:, None].float()
